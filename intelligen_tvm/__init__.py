@@ -1,0 +1,1 @@
+"""intelligen_tvm: IntelliGen (GIR + instruction-level dataflow graph) for Apache TVM."""
