@@ -1,0 +1,44 @@
+"""frontend.from_onnx: weights are baked in as constants, main takes only the activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx.numpy_helper
+import pytest
+import tvm
+
+from intelligen_tvm import suite
+from intelligen_tvm.frontend import from_onnx
+
+
+def _tensor_constants(mod: tvm.IRModule) -> list[np.ndarray]:
+    """Tensor payloads of the constants in main (TVM 0.27: ``tvm.ir.GenericConst``)."""
+    found: list[np.ndarray] = []
+
+    def visit(expr: tvm.ir.Expr) -> None:
+        if isinstance(expr, tvm.ir.GenericConst) and isinstance(expr.value, tvm.runtime.Tensor):
+            found.append(expr.value.numpy())
+
+    tvm.relax.analysis.post_order_visit(mod["main"].body, visit)
+    return found
+
+
+def test_initializers_become_constants_not_params() -> None:
+    model = suite.get_case("layer_norm").build(small=True)
+    mod = from_onnx(model)
+    assert [p.name for p in mod["main"].params] == ["x"]
+    consts = _tensor_constants(mod)
+    assert sorted(c.shape for c in consts) == [(64,), (64,)]  # gamma and beta
+    gamma = next(t for t in model.graph.initializer if t.name.endswith("gamma"))
+    assert any(np.array_equal(c, onnx.numpy_helper.to_array(gamma)) for c in consts)
+
+
+def test_int64_ids_stay_int64() -> None:
+    mod = from_onnx(suite.get_case("bert_embedding").build(small=True))
+    (ids,) = mod["main"].params
+    assert ids.ty.dtype == "int64"
+
+
+def test_rejects_non_models() -> None:
+    with pytest.raises(TypeError):
+        from_onnx("model.onnx")  # type: ignore[arg-type]
