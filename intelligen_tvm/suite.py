@@ -448,7 +448,7 @@ def _bert_dims(seq: int, batch: int, hidden: int, heads: int, ffn: int, small: b
 
 
 def bert_encoder_input_specs() -> tuple[InputSpec, ...]:
-    """Graph inputs of :func:`bert_encoder_layer` (dims as returned by :func:`bert_encoder_dims`)."""
+    """Graph inputs of :func:`bert_encoder_layer`, in named dims (see :func:`bert_encoder_dims`)."""
     return (
         InputSpec("hidden_states", ("b", "s", "h")),
         InputSpec("attention_mask", ("b", 1, 1, "s"), "mask"),

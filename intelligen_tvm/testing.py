@@ -60,7 +60,7 @@ def reference_outputs(model: onnx.ModelProto, inputs: Inputs) -> list[np.ndarray
     return [np.asarray(o) for o in outs]
 
 
-def _to_numpy(value: Any) -> list[np.ndarray]:
+def to_numpy(value: Any) -> list[np.ndarray]:
     """Flatten a VM result (a tensor, or a possibly nested tuple of tensors) to numpy arrays."""
     if isinstance(value, tvm.runtime.Tensor):
         return [value.numpy()]
@@ -70,7 +70,7 @@ def _to_numpy(value: Any) -> list[np.ndarray]:
         items = list(value)
     except TypeError as err:
         raise TypeError(f"unexpected VM output of type {type(value).__name__}") from err
-    return [a for item in items for a in _to_numpy(item)]
+    return [a for item in items for a in to_numpy(item)]
 
 
 def device_for(target: tvm.target.Target) -> tvm.runtime.Device:
@@ -89,6 +89,18 @@ def build(
     return tvm.compile(mod, target=target, relax_pipeline=relax_pipeline)
 
 
+def run(
+    executable: tvm.runtime.Executable,
+    target: tvm.target.Target,
+    inputs: Sequence[np.ndarray],
+) -> list[np.ndarray]:
+    """Run ``main`` of a built executable in the Relax VM on ``target``'s device."""
+    device = device_for(target)
+    vm = tvm.relax.VirtualMachine(executable, device)
+    args = [tvm.runtime.tensor(np.ascontiguousarray(a), device) for a in inputs]
+    return to_numpy(vm["main"](*args))
+
+
 def build_and_run(
     mod: tvm.IRModule,
     target_dict: Mapping[str, Any],
@@ -96,12 +108,8 @@ def build_and_run(
     relax_pipeline: str | tvm.transform.Pass | Callable | None = "default",
 ) -> list[np.ndarray]:
     """Compile ``mod``, run ``main`` on ``inputs`` in the Relax VM, return outputs as numpy."""
-    target = tvm.target.Target(dict(target_dict))
-    executable = tvm.compile(mod, target=target, relax_pipeline=relax_pipeline)
-    device = device_for(target)
-    vm = tvm.relax.VirtualMachine(executable, device)
-    args = [tvm.runtime.tensor(np.ascontiguousarray(a), device) for a in inputs]
-    return _to_numpy(vm["main"](*args))
+    executable = build(mod, target_dict, relax_pipeline)
+    return run(executable, tvm.target.Target(dict(target_dict)), inputs)
 
 
 def max_abs_error(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:

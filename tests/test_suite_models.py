@@ -77,8 +77,8 @@ def test_full_model_is_valid_onnx_with_published_shapes(case: suite.SuiteCase) -
     assert case.input_shapes() == inputs
     assert [_shape(o) for o in model.graph.output] == [output]
     dtypes = {i.type.tensor_type.elem_type for i in model.graph.input}
-    expected = {onnx.TensorProto.INT64} if case.name == "bert_embedding" else {onnx.TensorProto.FLOAT}
-    assert dtypes == expected
+    int_inputs = case.name == "bert_embedding"
+    assert dtypes == {onnx.TensorProto.INT64 if int_inputs else onnx.TensorProto.FLOAT}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -86,9 +86,12 @@ def test_small_model_keeps_structure(case: suite.SuiteCase) -> None:
     full, small = _build(case.name), _build(case.name, small=True)
     onnx.checker.check_model(small, full_check=True)
     assert _structure(small) == _structure(full)
-    assert [len(_shape(i)) for i in small.graph.input] == [len(_shape(i)) for i in full.graph.input]
-    assert [len(_shape(o)) for o in small.graph.output] == [len(_shape(o)) for o in full.graph.output]
-    assert all(d <= 64 for i in small.graph.input for d in _shape(i)) or case.name == "long_softmax"
+    for kind in ("input", "output"):
+        ranks = [[len(_shape(v)) for v in getattr(m.graph, kind)] for m in (small, full)]
+        assert ranks[0] == ranks[1], kind
+    # Small enough for CPU tests; long_softmax keeps a 256-wide row so it is still "long".
+    limit = 256 if case.name == "long_softmax" else 64
+    assert all(d <= limit for i in small.graph.input for d in _shape(i))
 
 
 @pytest.mark.parametrize("case", CASES)
