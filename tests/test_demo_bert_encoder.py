@@ -95,3 +95,9 @@ def test_demo_intelligen_pipeline_small(tmp_path: Path) -> None:
         assert region["handled_by"] in ("intelligen", "fallback")
         if region["handled_by"] == "fallback":
             assert region.get("reason")
+
+
+def test_demo_fails_on_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = demo.reference_outputs
+    monkeypatch.setattr(demo, "reference_outputs", lambda m, x: [o + 1.0 for o in real(m, x)])
+    assert demo.main(_args(tmp_path, "--pipeline", "default")) == 1
