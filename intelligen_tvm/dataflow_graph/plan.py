@@ -1,0 +1,162 @@
+"""The default plan of a kernel: its parallel strategy and reduction scopes.
+
+Hardware enters only as a `HardwareModel` value (units of lanes, limits), handed in by
+the target; this module never names a backend.  Searching over the alternatives is the
+cost model's job; here one good default is picked per region shape:
+
+- no row axes (elementwise/injective): *flat* — consecutive vectors of the flattened
+  outer space per lane;
+- row axes contiguous in memory: *row* — a unit (short rows) or a whole group (long rows)
+  owns a row, the row is held in registers across all its reductions;
+- row axes strided (reduce over a leading axis): *column* — lanes own adjacent outer
+  elements (coalesced), units split the row, the row streams through a serial loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..gir import expr as E
+from ..gir.program import Kernel, Load, Reduce, Scope, dtype_bytes, slice_footprint
+from ..gir_lowering.tir_reader import Unsupported
+
+
+@dataclass(frozen=True)
+class HardwareModel:
+    """What the planner needs to know of a target (filled from a preset in targets/)."""
+
+    lanes_per_unit: int
+    max_threads_per_group: int
+    sram_bytes_per_group: int
+    reg_elems_per_lane: int
+    vector_bytes: int
+
+
+@dataclass(frozen=True)
+class ParallelStrategy:
+    kind: str                 # flat | row | column
+    groups: int
+    units: int                # units per group
+    lanes: int                # lanes per unit
+    threads_per_row: int      # T: threads sharing one row
+    rows_per_group: int
+    vector: int               # V elements per vector access
+    chunks: int               # C vectors per lane per serial step
+    serial: int               # S serial steps over the row
+    outer_size: int           # rows (or flat elements)
+    row_size: int             # N elements per row
+
+    @property
+    def per_lane(self) -> int:
+        return self.chunks * self.vector
+
+    def __str__(self) -> str:
+        return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "
+                f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
+                f"vector={self.vector}, chunks={self.chunks}, serial={self.serial})")
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
+                "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
+                "rows_per_group": self.rows_per_group, "vector": self.vector,
+                "elems_per_lane": self.per_lane * self.serial}
+
+
+def _prod(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= x
+    return out
+
+
+def _pow2_at_least(x: int) -> int:
+    p = 1
+    while p < x:
+        p *= 2
+    return p
+
+
+def _vector_width(extent: int, dtype_bytes: int, hw: HardwareModel) -> int:
+    for v in (hw.vector_bytes // dtype_bytes, 4, 2):
+        if v > 1 and extent % v == 0:
+            return v
+    return 1
+
+
+def _main_load(kernel: Kernel, buffers) -> Load | None:
+    lds = [i for i in kernel.instrs if isinstance(i, Load)]
+    if not lds:
+        return None
+    return max(lds, key=lambda ld: slice_footprint(ld.src, kernel.axes, buffers))
+
+
+def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
+    outer = _prod(a.extent for a in kernel.outer)
+    if not kernel.row:
+        return replace(kernel, strategy=_flat(kernel, outer, buffers, hw))
+    n = _prod(a.extent for a in kernel.row)
+    main = _main_load(kernel, buffers)
+    last = main.src.index[-1] if main is not None else None
+    outer_names = {a.name for a in kernel.outer}
+    if isinstance(last, E.Var) and last.name in outer_names and kernel.outer and last.name == kernel.outer[-1].name:
+        strategy = _column(kernel, outer, n, hw)
+        scope = Scope.GROUP
+    else:
+        strategy = _row(kernel, outer, n, buffers, hw)
+        scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
+    instrs = [replace(i, scope=scope) if isinstance(i, Reduce) else i for i in kernel.instrs]
+    return replace(kernel, instrs=instrs, strategy=strategy)
+
+
+def _flat(kernel: Kernel, outer: int, buffers, hw: HardwareModel) -> ParallelStrategy:
+    width = max(dtype_bytes(b.dtype) for b in buffers.values())
+    vec = _vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
+    units = 8
+    threads = units * hw.lanes_per_unit
+    groups = max(1, -(-outer // (threads * vec)))
+    return ParallelStrategy("flat", groups, units, hw.lanes_per_unit, 1, threads, vec, 1, 1, outer, 1)
+
+
+def _row(kernel: Kernel, rows: int, n: int, buffers, hw: HardwareModel) -> ParallelStrategy:
+    lanes = hw.lanes_per_unit
+    if n <= 32 * lanes:
+        t = lanes
+    else:
+        t = min(hw.max_threads_per_group, max(2 * lanes, _pow2_at_least(-(-n // 16))))
+    vec = _vector_width(kernel.row[-1].extent, 4, hw)
+    while vec > 1 and n < t * vec:
+        vec //= 2
+    chunks = -(-n // (t * vec))
+    if chunks * vec > hw.reg_elems_per_lane:
+        raise Unsupported(f"a row of {n} elements does not fit in registers of {t} lanes")
+    rows_per_group = 4 if t == lanes else 1
+    units = rows_per_group * t // lanes
+    groups = -(-rows // rows_per_group)
+    return ParallelStrategy("row", groups, units, lanes, t, rows_per_group, vec, chunks, 1, rows, n)
+
+
+def _column(kernel: Kernel, rows: int, n: int, hw: HardwareModel) -> ParallelStrategy:
+    _check_single_pass(kernel)
+    lanes = hw.lanes_per_unit
+    units = 8
+    chunks = 4
+    serial = -(-n // (units * chunks))
+    groups = -(-rows // lanes)
+    return ParallelStrategy("column", groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
+
+
+def _check_single_pass(kernel: Kernel) -> None:
+    """Streaming the row needs every row value to be computable before any reduction ends."""
+    reduced = {i.dst for i in kernel.instrs if isinstance(i, Reduce)}
+    tainted = set(reduced)
+    row_axes = {a.name for a in kernel.row}
+    for ins in kernel.instrs:
+        if isinstance(ins, Reduce):
+            if ins.src in tainted:
+                raise Unsupported("a strided-row reduction depends on another reduction (multi-pass)")
+            continue
+        if any(r in tainted for r in ins.reads):
+            for w in ins.writes:
+                tainted.add(w)
+                if row_axes & kernel.values[w].axes:
+                    raise Unsupported("a strided row is needed again after its reduction")

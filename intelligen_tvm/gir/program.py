@@ -1,0 +1,278 @@
+"""GIR programs: computation, data movement and parallel strategy, all explicit.
+
+A program is a list of kernels.  Each kernel iterates a *region space* — named axes split
+into outer axes O (the parallel "rows") and row axes R (reduced or spanned within a row) —
+and holds a straight-line list of instructions over SSA register values.  Every access to
+memory is a `Move` of a `Slice`: a buffer at a memory level indexed by a function of the
+region axes.  The parallel strategy (see `strategy.py`) maps region axes to
+(group, unit, lane, serial loop), which makes every slice's offset a function of
+(parallel id, loop id, lane) as the design brief asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .expr import Expr, ValueRef, free_vars, loads, to_text
+
+
+class Level(str, Enum):
+    DRAM = "dram"
+    SRAM = "sram"
+    REG = "reg"
+
+
+class Scope(str, Enum):
+    """Where a reduction's partial results meet."""
+
+    LANE = "lane"     # serially inside one lane
+    UNIT = "unit"     # across the lanes of a unit (warp shuffles)
+    GROUP = "group"   # across units of a group (shared memory + sync)
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    extent: int
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    level: Level = Level.DRAM
+
+    @property
+    def nbytes(self) -> int:
+        return _numel(self.shape) * dtype_bytes(self.dtype)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A view of a buffer: element `index(axes)` for every point of the region space."""
+
+    buffer: str
+    index: tuple[Expr, ...]
+    predicate: Expr | None = None   # loads under a select branch (concat) are guarded
+
+    def axes(self) -> set[str]:
+        names: set[str] = set()
+        for e in self.index:
+            names |= free_vars(e)
+        return names
+
+    def text(self) -> str:
+        body = f"{self.buffer}[{', '.join(to_text(e) for e in self.index)}]"
+        return body if self.predicate is None else f"{body} if {to_text(self.predicate)}"
+
+
+@dataclass(frozen=True)
+class Value:
+    """An SSA register value; `axes` are the region axes it varies over."""
+
+    name: str
+    dtype: str
+    axes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Instr:
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class Load(Instr):
+    """move DRAM/SRAM slice -> register value."""
+
+    dst: str
+    src: Slice
+    level: Level = Level.DRAM
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.dst,)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return tuple(e.value for i in self.src.index for e in _value_refs(i))
+
+
+@dataclass(frozen=True)
+class Store(Instr):
+    """move register value -> DRAM/SRAM slice."""
+
+    dst: Slice
+    src: str
+    level: Level = Level.DRAM
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.src,)
+
+
+@dataclass(frozen=True)
+class Compute(Instr):
+    """unary / binary / select / cast on register values (elementwise within a lane)."""
+
+    dst: str
+    op: str
+    args: tuple[str | Expr, ...]   # value names or constants
+
+    @property
+    def kind(self) -> str:
+        if self.op in ("select", "cast"):
+            return self.op
+        return "unary" if len(self.args) == 1 else "binary"
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.dst,)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return tuple(a for a in self.args if isinstance(a, str))
+
+
+@dataclass(frozen=True)
+class Reduce(Instr):
+    """Reduce a row value over all row axes into a per-row value, meeting at `scope`."""
+
+    dst: str
+    src: str
+    op: str            # sum | max | min | prod
+    init: Expr
+    scope: Scope = Scope.LANE
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.dst,)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.src,)
+
+
+@dataclass(frozen=True)
+class Sync(Instr):
+    """Barrier at a memory level: needed only where one unit reads what another wrote."""
+
+    level: Level = Level.SRAM
+
+
+@dataclass(frozen=True)
+class Identity(Instr):
+    """`dst` is a view of `src` (reshape/transpose/slice): no data moves."""
+
+    dst: str
+    src: Slice
+
+
+@dataclass
+class Kernel:
+    name: str
+    outer: tuple[Axis, ...]
+    row: tuple[Axis, ...]
+    instrs: list[Instr]
+    values: dict[str, Value]
+    strategy: object | None = None   # a ParallelStrategy once planned
+
+    @property
+    def axes(self) -> dict[str, int]:
+        return {a.name: a.extent for a in (*self.outer, *self.row)}
+
+
+@dataclass
+class Program:
+    """One region: buffers (inputs, outputs, intermediates) and kernels in order."""
+
+    name: str
+    buffers: dict[str, Buffer]
+    inputs: list[str]
+    outputs: list[str]
+    kernels: list[Kernel] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"gir.program {self.name}"]
+        for b in self.buffers.values():
+            role = "in" if b.name in self.inputs else "out" if b.name in self.outputs else "tmp"
+            lines.append(f"  buffer {b.name}: {b.dtype}{list(b.shape)} @{b.level.value} ({role})")
+        for k in self.kernels:
+            outer = ", ".join(f"{a.name}<{a.extent}>" for a in k.outer)
+            row = ", ".join(f"{a.name}<{a.extent}>" for a in k.row)
+            lines.append(f"  kernel {k.name} outer({outer}) row({row})")
+            if k.strategy is not None:
+                lines.append(f"    strategy {k.strategy}")
+            for ins in k.instrs:
+                lines.append("    " + instr_text(ins, k.values))
+        return "\n".join(lines)
+
+
+def instr_text(ins: Instr, values: dict[str, Value]) -> str:
+    def v(name: str) -> str:
+        val = values.get(name)
+        axes = ",".join(sorted(val.axes)) if val else "?"
+        return f"%{name}:{val.dtype if val else '?'}<{axes}>"
+
+    if isinstance(ins, Load):
+        return f"{v(ins.dst)} = move.{ins.level.value}->reg {ins.src.text()}"
+    if isinstance(ins, Store):
+        return f"move.reg->{ins.level.value} {ins.dst.text()} = %{ins.src}"
+    if isinstance(ins, Compute):
+        args = ", ".join(f"%{a}" if isinstance(a, str) else to_text(a) for a in ins.args)
+        return f"{v(ins.dst)} = {ins.kind}.{ins.op}({args})"
+    if isinstance(ins, Reduce):
+        return f"{v(ins.dst)} = reduce.{ins.op}.{ins.scope.value}(%{ins.src}, init={to_text(ins.init)})"
+    if isinstance(ins, Sync):
+        return f"sync.{ins.level.value}"
+    if isinstance(ins, Identity):
+        return f"identity {ins.dst} = view {ins.src.text()}"
+    raise TypeError(ins)
+
+
+def _value_refs(expr: Expr) -> list[ValueRef]:
+    from .expr import walk
+
+    return [e for e in walk(expr) if isinstance(e, ValueRef)]
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def dtype_bytes(dtype: str) -> int:
+    if dtype == "bool":
+        return 1
+    digits = "".join(ch for ch in dtype if ch.isdigit())
+    return max(1, int(digits) // 8) if digits else 4
+
+
+def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer]) -> int:
+    """Distinct bytes a slice touches over the whole launch.
+
+    Index maps of reshape/transpose/broadcast/strided slice are injective in the axes they
+    use, so the footprint is the product of those axes' extents (gathers included: every
+    gathered row counts), capped by the buffer size.  A broadcast operand re-read by many
+    groups counts once: those re-reads are served by L2, not DRAM.
+    """
+    used: set[str] = set()
+    for e in sl.index:
+        used |= free_vars(e)
+        for ld in loads(e):
+            for i in ld.indices:
+                used |= free_vars(i)
+    buf = buffers[sl.buffer]
+    count = 1
+    for name in used:
+        count *= axes.get(name, 1)
+    return min(count * dtype_bytes(buf.dtype), buf.nbytes)

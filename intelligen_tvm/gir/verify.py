@@ -1,0 +1,76 @@
+"""The GIR verifier: SSA, bounds, levels, scopes and on-chip capacity."""
+
+from __future__ import annotations
+
+from .expr import Const, Var, free_vars, loads
+from .program import Identity, Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, dtype_bytes
+
+
+class VerifyError(Exception):
+    pass
+
+
+def _check_slice(sl: Slice, kernel: Kernel, program: Program, where: str) -> None:
+    buf = program.buffers.get(sl.buffer)
+    if buf is None:
+        raise VerifyError(f"{where}: unknown buffer {sl.buffer}")
+    if len(sl.index) != len(buf.shape):
+        raise VerifyError(f"{where}: {sl.buffer} has rank {len(buf.shape)}, indexed with {len(sl.index)}")
+    axes = kernel.axes
+    for dim, (ix, size) in enumerate(zip(sl.index, buf.shape)):
+        unknown = free_vars(ix) - set(axes)
+        if unknown:
+            raise VerifyError(f"{where}: {sl.buffer} dim {dim} uses unknown axes {sorted(unknown)}")
+        if isinstance(ix, Var) and axes[ix.name] > size:
+            raise VerifyError(f"{where}: {sl.buffer} dim {dim} of size {size} indexed by {ix.name}<{axes[ix.name]}>")
+        if isinstance(ix, Const) and not 0 <= int(ix.value) < size:
+            raise VerifyError(f"{where}: {sl.buffer} dim {dim} index {ix.value} out of bounds")
+        for ld in loads(ix):
+            _check_slice(Slice(ld.buffer, ld.indices), kernel, program, where)
+
+
+def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
+    defined: set[str] = set()
+    row_axes = {a.name for a in kernel.row}
+    s = kernel.strategy
+    group_reductions = 0
+    for n, ins in enumerate(kernel.instrs):
+        where = f"{kernel.name}#{n}"
+        for r in ins.reads:
+            if r not in defined:
+                raise VerifyError(f"{where}: %{r} used before definition")
+        if isinstance(ins, Load):
+            _check_slice(ins.src, kernel, program, where)
+            if ins.level is Level.DRAM and ins.src.buffer in program.outputs:
+                raise VerifyError(f"{where}: region output {ins.src.buffer} read back from DRAM")
+        if isinstance(ins, Store):
+            _check_slice(ins.dst, kernel, program, where)
+            if ins.level is Level.DRAM and ins.dst.buffer in program.inputs:
+                raise VerifyError(f"{where}: store into region input {ins.dst.buffer}")
+        if isinstance(ins, Identity):
+            _check_slice(ins.src, kernel, program, where) if ins.src.buffer in program.buffers else None
+        if isinstance(ins, Reduce):
+            if kernel.values[ins.dst].axes & row_axes:
+                raise VerifyError(f"{where}: reduction result still varies over row axes")
+            if s is not None and ins.scope is Scope.UNIT and s.threads_per_row > hw.lanes_per_unit:
+                raise VerifyError(f"{where}: unit-scope reduction over {s.threads_per_row} threads")
+            if s is not None and ins.scope is Scope.LANE and s.threads_per_row > 1:
+                raise VerifyError(f"{where}: lane-scope reduction but the row is split over lanes")
+            group_reductions += ins.scope is Scope.GROUP
+        defined |= set(ins.writes)
+    if s is None:
+        return
+    for v in kernel.values.values():
+        if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
+            raise VerifyError(f"{kernel.name}: %{v.name} needs {s.per_lane} registers per lane")
+    sram = group_reductions * s.units * s.lanes * max(dtype_bytes(v.dtype) for v in kernel.values.values())
+    if sram > hw.sram_bytes_per_group:
+        raise VerifyError(f"{kernel.name}: {sram} bytes of shared memory exceed {hw.sram_bytes_per_group}")
+    if s.units * s.lanes > hw.max_threads_per_group:
+        raise VerifyError(f"{kernel.name}: {s.units * s.lanes} threads per group")
+
+
+def verify(program: Program, hw) -> None:
+    """Raise VerifyError on the first violation."""
+    for k in program.kernels:
+        verify_kernel(k, program, hw)

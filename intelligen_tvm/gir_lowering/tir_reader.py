@@ -1,0 +1,228 @@
+"""Read legalized TIR PrimFuncs into stages: one stage per TIR block.
+
+A stage is "out[spatial vars] = value" or "out[spatial vars] = reduce(op, value over
+reduce vars)".  This is the form LegalizeOps produces for every memory-intensive op
+(elementwise, broadcast, injective, reduction, gather), so reading it is enough to cover
+softmax, norms, GELU and friends without a per-op table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tvm
+from tvm import tirx
+from tvm.s_tir import SBlock, SBlockRealize
+
+from ..gir.expr import Call, Const, Expr, Load, Var
+from ..gir.program import Buffer
+
+
+class Unsupported(Exception):
+    """Raised with a human-readable reason when a region cannot be lowered to GIR."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    out: str
+    spatial: tuple[tuple[str, int], ...]
+    reduce: tuple[tuple[str, int], ...]
+    value: Expr
+    reducer: str | None = None
+    init: Expr | None = None
+
+
+@dataclass
+class StageProgram:
+    stages: list[Stage]
+    buffers: dict[str, Buffer]
+    inputs: list[str]
+    outputs: list[str]
+
+
+_BINARY = {
+    tirx.Add: "add", tirx.Sub: "sub", tirx.Mul: "mul", tirx.Div: "div",
+    tirx.FloorDiv: "floordiv", tirx.FloorMod: "floormod", tirx.Max: "max", tirx.Min: "min",
+    tirx.LT: "lt", tirx.LE: "le", tirx.GT: "gt", tirx.GE: "ge", tirx.EQ: "eq", tirx.NE: "ne",
+    tirx.And: "and", tirx.Or: "or",
+}
+_INTRINSICS = {
+    "exp", "log", "sqrt", "rsqrt", "erf", "tanh", "sigmoid", "fabs", "floor", "ceil", "round",
+    "sin", "cos", "tan", "exp2", "log2", "log1p", "pow", "trunc", "nearbyint",
+}
+_RENAMED = {"fabs": "abs", "nearbyint": "round"}
+_COMBINERS = {"add": "sum", "max": "max", "min": "min", "mul": "prod"}
+
+
+class _ExprReader:
+    """Converts TIR expressions; buffer and variable names are mapped to region names."""
+
+    def __init__(self, buffer_names: dict[object, str], var_names: dict[object, Expr]):
+        self.buffer_names = buffer_names
+        self.var_names = var_names
+
+    def __call__(self, e) -> Expr:
+        dtype = str(e.ty)
+        if isinstance(e, tvm.ir.expr.Var):
+            if e in self.var_names:
+                return self.var_names[e]
+            raise Unsupported(f"free variable {e} in block body")
+        if isinstance(e, (tirx.IntImm, tirx.FloatImm)):
+            value = e.value
+            if dtype.startswith("int") or dtype.startswith("uint"):
+                value = int(value)
+            if dtype == "int64":
+                dtype = "int32"
+            return Const(dtype, value)
+        if isinstance(e, tvm.ir.expr.TensorLoad):
+            name = self.buffer_names.get(e.source)
+            if name is None:
+                raise Unsupported(f"load from unknown buffer {e.source.name}")
+            return Load(dtype, name, tuple(self._index(i) for i in e.indices))
+        if type(e) in _BINARY:
+            return Call(_index_dtype(dtype), _BINARY[type(e)], (self(e.a), self(e.b)))
+        if isinstance(e, tirx.Not):
+            return Call(dtype, "not", (self(e.a),))
+        if isinstance(e, tirx.Select):
+            return Call(dtype, "select", (self(e.condition), self(e.true_value), self(e.false_value)))
+        if isinstance(e, tirx.Cast):
+            return Call(_index_dtype(dtype), "cast", (self(e.value),))
+        if isinstance(e, tvm.ir.expr.Call):
+            op = str(e.op.name).split(".")[-1]
+            if op == "if_then_else":
+                return Call(dtype, "select", tuple(self(a) for a in e.args))
+            if op in _INTRINSICS:
+                return Call(dtype, _RENAMED.get(op, op), tuple(self(a) for a in e.args))
+            raise Unsupported(f"intrinsic {op} has no GIR lowering")
+        raise Unsupported(f"expression {type(e).__name__} has no GIR lowering")
+
+    def _index(self, e) -> Expr:
+        return self(e)
+
+
+def _index_dtype(dtype: str) -> str:
+    return "int32" if dtype == "int64" else dtype
+
+
+def _block_realizes(stmt) -> list[SBlockRealize]:
+    found: list[SBlockRealize] = []
+
+    def visit(node):
+        if isinstance(node, SBlockRealize):
+            if node.block.name_hint == "root":
+                visit(node.block.body)
+            else:
+                found.append(node)
+            return
+        if isinstance(node, tirx.For):
+            visit(node.body)
+        elif isinstance(node, tirx.SeqStmt):
+            for s in node.seq:
+                visit(s)
+        elif isinstance(node, SBlock):
+            visit(node.body)
+        elif hasattr(node, "body"):
+            visit(node.body)
+        else:
+            raise Unsupported(f"statement {type(node).__name__} outside blocks")
+
+    visit(stmt)
+    return found
+
+
+def _root_alloc_buffers(func: tirx.PrimFunc) -> list:
+    body = func.body
+    if isinstance(body, SBlockRealize):
+        return list(body.block.alloc_buffers)
+    return []
+
+
+def _buffer(name: str, var) -> Buffer:
+    return Buffer(name, tuple(int(s) for s in var.ty.shape), str(var.ty.dtype))
+
+
+def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> StageProgram:
+    """Read one PrimFunc whose parameters are called `arg_names` (inputs..., outputs...).
+
+    Internal buffers are renamed `prefix + name` so that several functions of one region
+    can be concatenated without clashes.
+    """
+    buffer_names: dict[object, str] = {}
+    buffers: dict[str, Buffer] = {}
+    params = list(func.params)
+    if len(params) != len(arg_names) or not all(isinstance(p.ty, tirx.BufferType) for p in params):
+        raise Unsupported("PrimFunc has non-buffer parameters")
+    for buf, name in zip(params, arg_names):
+        buffer_names[buf] = name
+        buffers[name] = _buffer(name, buf)
+    for buf in _root_alloc_buffers(func):
+        name = prefix + buf.name
+        buffer_names[buf] = name
+        buffers[name] = _buffer(name, buf)
+
+    stages = [_read_block(r, buffer_names, prefix) for r in _block_realizes(func.body)]
+    written = {s.out for s in stages}
+    n_out = len(arg_names) - sum(1 for name in arg_names if name not in written)
+    outputs = [n for n in arg_names if n in written]
+    inputs = [n for n in arg_names if n not in written]
+    if len(outputs) != n_out or not outputs:
+        raise Unsupported("could not identify the PrimFunc outputs")
+    return StageProgram(stages, buffers, inputs, outputs)
+
+
+def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
+    block = realize.block
+    if not (isinstance(realize.predicate, tirx.IntImm) and int(realize.predicate.value) == 1):
+        raise Unsupported(f"block {block.name_hint} has a predicate")
+    if block.match_buffers or block.alloc_buffers:
+        raise Unsupported(f"block {block.name_hint} allocates or matches buffers")
+    var_map: dict[object, Expr] = {}
+    spatial, reduce = [], []
+    for iv in block.iter_vars:
+        extent = int(iv.dom.extent)
+        name = f"{prefix}{block.name_hint}.{iv.var.name}"
+        # Extent-1 axes carry no data: they index 0 (keepdims, broadcasting size-1 dims).
+        var_map[iv.var] = Const("int32", 0) if extent == 1 else Var("int32", name)
+        if extent == 1:
+            continue
+        if int(iv.iter_type) == 0:
+            spatial.append((name, extent))
+        elif int(iv.iter_type) == 2:
+            reduce.append((name, extent))
+        else:
+            raise Unsupported(f"block {block.name_hint} has an opaque iterator")
+    read = _ExprReader(buffer_names, var_map)
+    body = block.body
+    if not isinstance(body, tirx.BufferStore):
+        raise Unsupported(f"block {block.name_hint} is not a single store")
+    out = buffer_names[body.buffer]
+    out_index = [read(i) for i in body.indices]
+    expected = [var_map[iv.var] for iv in block.iter_vars if int(iv.iter_type) == 0]
+    if out_index != expected:
+        raise Unsupported(f"block {block.name_hint} stores at a non-identity index")
+    value = read(body.value)
+    if block.init is None:
+        if reduce:
+            raise Unsupported(f"block {block.name_hint} reduces without init")
+        return Stage(prefix + block.name_hint, out, tuple(spatial), (), value)
+    if not isinstance(block.init, tirx.BufferStore):
+        raise Unsupported(f"block {block.name_hint} has a complex init")
+    init = read(block.init.value)
+    self_load = Load(value.dtype, out, tuple(out_index))
+    if not (isinstance(value, Call) and value.op in _COMBINERS and self_load in value.args):
+        raise Unsupported(f"block {block.name_hint} is not a sum/max/min/prod reduction")
+    a, b = value.args
+    operand = b if a == self_load else a
+    return Stage(prefix + block.name_hint, out, tuple(spatial), tuple(reduce), operand,
+                 _COMBINERS[value.op], init)
+
+
+def concat_programs(parts: list[StageProgram], region_inputs: list[str], region_outputs: list[str]) -> StageProgram:
+    """Concatenate the stage programs of one region's calls (already consistently named)."""
+    stages: list[Stage] = []
+    buffers: dict[str, Buffer] = {}
+    for part in parts:
+        stages += part.stages
+        buffers.update(part.buffers)
+    return StageProgram(stages, buffers, list(region_inputs), list(region_outputs))

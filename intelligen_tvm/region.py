@@ -1,0 +1,73 @@
+"""One region end to end: stages -> naive GIR -> dataflow graph rewrites -> plan -> TIR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tvm
+
+from . import targets
+from .dataflow_graph.fuse import build_kernel
+from .dataflow_graph.plan import plan_kernel
+from .dataflow_graph.rewrites import monotonic_rewrites
+from .gir.program import Kernel, Load, Program, Store, slice_footprint
+from .gir.verify import verify
+from .gir_lowering.naive import lower_naive
+from .gir_lowering.tir_reader import StageProgram
+
+
+@dataclass
+class LoweredRegion:
+    naive: Program
+    optimized: Program
+    dram_bytes_ideal: int
+    dram_bytes_naive: int
+    dram_bytes_planned: int
+    prim_func: tvm.tirx.PrimFunc | None = None
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kernel(self) -> Kernel:
+        return self.optimized.kernels[0]
+
+
+def program_dram_bytes(program: Program) -> int:
+    """Bytes moved between DRAM and the chip by every move instruction of the program."""
+    total = 0
+    for k in program.kernels:
+        for ins in k.instrs:
+            if isinstance(ins, Load):
+                total += slice_footprint(ins.src, k.axes, program.buffers)
+            elif isinstance(ins, Store):
+                total += slice_footprint(ins.dst, k.axes, program.buffers)
+    return total
+
+
+def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
+    """Each region input read once (its distinct accessed elements) + each output written once."""
+    per_input: dict[str, int] = {}
+    seen: set = set()
+    for ins in kernel.instrs:
+        if isinstance(ins, Load) and ins.src.buffer in program.inputs:
+            key = (ins.src.buffer, ins.src.index)
+            if key not in seen:
+                seen.add(key)
+                per_input[ins.src.buffer] = per_input.get(ins.src.buffer, 0) + slice_footprint(ins.src, kernel.axes, program.buffers)
+    total = sum(min(b, program.buffers[name].nbytes) for name, b in per_input.items())
+    return total + sum(program.buffers[o].nbytes for o in program.outputs)
+
+
+def lower_region(stages: StageProgram, name: str, target_kind: str) -> LoweredRegion:
+    """Raises `Unsupported` with the reason when the region cannot be taken."""
+    naive = lower_naive(stages, name)
+    fused, _ = build_kernel(stages, name)
+    ideal = ideal_dram_bytes(fused, naive)
+    optimized_kernel = monotonic_rewrites(fused, stages.inputs, stages.outputs)
+    optimized_kernel = plan_kernel(optimized_kernel, stages.buffers, targets.hardware_model(target_kind))
+    optimized = Program(name, dict(stages.buffers), list(stages.inputs), list(stages.outputs), [optimized_kernel])
+    verify(optimized, targets.hardware_model(target_kind))
+    lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized))
+    lowered.source = targets.render_source(optimized, target_kind, name)
+    lowered.prim_func = targets.parse_source(lowered.source)
+    return lowered

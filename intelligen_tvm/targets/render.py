@@ -1,0 +1,343 @@
+"""Render a planned GIR kernel as TVMScript TIR.
+
+One renderer walks the instruction list once for every backend.  What differs between
+backends is confined to a `Dialect`: how threads are opened, where a lane's registers
+live, how a barrier is expressed and how a unit-wide reduction is done (warp shuffles on
+a GPU; explicit loops over lanes in the CPU lowering, where the code between barriers
+becomes a phase run for every (unit, lane)).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..dataflow_graph.plan import ParallelStrategy
+from ..gir import expr as E
+from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store
+
+SYNC = object()   # marker between phases
+Segment = list   # lines of per-thread code, or SYNC
+
+
+class Dialect(Protocol):
+    def reg(self, name: str, index: str) -> str: ...
+    def reg_alloc(self, name: str, size: int, dtype: str, s: ParallelStrategy) -> str: ...
+    def sram_alloc(self, name: str, size: int, dtype: str) -> str: ...
+    def unit_allreduce(self, acc: str, combine, width: int, s: ParallelStrategy) -> list: ...
+    def kernel_body(self, s: ParallelStrategy, allocs: list[str], segments: list) -> list[str]: ...
+
+
+_COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})", "min": "T.min({a}, {b})"}
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
+          "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+_UNARY_FN = {"abs": "T.fabs", "neg": None, "not": "T.bitwise_not"}
+
+
+def combine_text(op: str, a: str, b: str) -> str:
+    return _COMBINE[op].format(a=a, b=b)
+
+
+def const_text(c: E.Const) -> str:
+    if c.dtype == "bool":
+        return "T.bool(True)" if c.value else "T.bool(False)"
+    return f"T.{c.dtype}({c.value!r})"
+
+
+def safe_name(name: str) -> str:
+    return "b_" + re.sub(r"\W", "_", name)
+
+
+@dataclass
+class ExprPrinter:
+    """Prints scalar expressions: axes via `axis_text`, register values via `value_text`."""
+
+    axis_text: dict[str, str]
+    value_text: dict[str, str]
+
+    def __call__(self, e: E.Expr) -> str:
+        if isinstance(e, E.Var):
+            return self.axis_text[e.name]
+        if isinstance(e, E.Const):
+            return const_text(e)
+        if isinstance(e, E.ValueRef):
+            return self.value_text[e.value]
+        if isinstance(e, E.Load):
+            idx = ", ".join(self.index(i) for i in e.indices)
+            return f"{safe_name(e.buffer)}[{idx}]"
+        assert isinstance(e, E.Call)
+        return call_text(e.op, e.dtype, [self(a) for a in e.args])
+
+    def index(self, e: E.Expr) -> str:
+        text = self(e)
+        return f'T.Cast("int32", {text})' if isinstance(e, E.Load) and e.dtype != "int32" else text
+
+
+def call_text(op: str, dtype: str, args: list[str]) -> str:
+    if op in _INFIX:
+        return f"({args[0]} {_INFIX[op]} {args[1]})"
+    if op == "and":
+        return f"T.And({args[0]}, {args[1]})"
+    if op == "or":
+        return f"T.Or({args[0]}, {args[1]})"
+    if op == "not":
+        return f"T.Not({args[0]})"
+    if op == "neg":
+        return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
+    if op == "select":
+        return f"T.Select({args[0]}, {args[1]}, {args[2]})"
+    if op == "cast":
+        return f'T.Cast("{dtype}", {args[0]})'
+    if op in ("max", "min", "pow"):
+        return f"T.{op}({args[0]}, {args[1]})"
+    fn = _UNARY_FN.get(op) or f"T.{op}"
+    return f"{fn}({', '.join(args)})"
+
+
+def _coords(axes, flat: str, plus: str = "") -> dict[str, str]:
+    """Coordinates of a row-major flattened index; `plus` is added to the innermost axis
+    (the vector lane), which never crosses it because the vector width divides it."""
+    out: dict[str, str] = {}
+    stride = 1
+    for i, ax in enumerate(reversed(axes)):
+        inner = f"({flat} // {stride})" if stride > 1 else flat
+        outermost = i == len(axes) - 1
+        text = inner if outermost else f"({inner} % {ax.extent})"
+        if i == 0 and plus:
+            text = f"({text} + {plus})"
+        out[ax.name] = text
+        stride *= ax.extent
+    return out
+
+
+class KernelRenderer:
+    def __init__(self, program: Program, kernel: Kernel, dialect: Dialect):
+        self.program, self.kernel, self.d = program, kernel, dialect
+        self.s: ParallelStrategy = kernel.strategy
+        self.row_axes = {a.name for a in kernel.row}
+        self.allocs: list[str] = []
+        self.segments: list = [[]]
+        self._sram = 0
+
+    # ---- thread geometry -------------------------------------------------------------
+    def _tid(self) -> str:
+        return f"(u * {self.s.lanes} + l)"
+
+    def _t(self) -> str:
+        s = self.s
+        if s.kind == "column":
+            return "u"
+        return self._tid() if s.rows_per_group == 1 else f"({self._tid()} % {s.threads_per_row})"
+
+    def _row(self) -> str:
+        s = self.s
+        if s.kind == "column":
+            return f"(g * {s.lanes} + l)"
+        if s.kind == "flat":
+            return f"((((g * {s.units} + u) * {s.lanes} + l)) * {s.vector})"
+        return f"(g * {s.rows_per_group} + {self._tid()} // {s.threads_per_row})" if s.rows_per_group > 1 else "g"
+
+    def _n_base(self, c: str) -> str:
+        s = self.s
+        step = f"(st * {s.chunks} + {c})" if s.serial > 1 else c
+        return f"((({step}) * {s.threads_per_row} + {self._t()}) * {s.vector})"
+
+    def _row_valid(self) -> str | None:
+        s = self.s
+        if s.kind == "flat":
+            return None if s.groups * s.units * s.lanes * s.vector == s.outer_size else f"{self._row()} < {s.outer_size}"
+        return None if s.groups * s.rows_per_group == s.outer_size else f"{self._row()} < {s.outer_size}"
+
+    def _n_valid(self, c: str) -> str | None:
+        s = self.s
+        if s.kind == "flat" or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
+            return None
+        return f"{self._n_base(c)} + v < {s.row_size}"
+
+    def _axis_text(self, c: str = "c", v: str = "v") -> dict[str, str]:
+        s = self.s
+        if s.kind == "flat":
+            return _coords(self.kernel.outer, self._row(), v if s.vector > 1 else "")
+        out = _coords(self.kernel.outer, self._row())
+        if self.kernel.row:
+            out |= _coords(self.kernel.row, self._n_base(c), v if s.vector > 1 else "")
+        return out
+
+    # ---- values ----------------------------------------------------------------------
+    def _is_row(self, name: str) -> bool:
+        return self.s.kind == "flat" or bool(self.kernel.values[name].axes & self.row_axes)
+
+    def _ref(self, name: str, elem: str) -> str:
+        return self.d.reg(name, elem if self._is_row(name) else "0")
+
+    def _elem(self) -> str:
+        return "v" if self.s.kind == "flat" else "c * %d + v" % self.s.vector
+
+    def _printer(self, elem: str) -> ExprPrinter:
+        refs = {n: self._ref(n, elem) for n in self.kernel.values}
+        return ExprPrinter(self._axis_text(), refs)
+
+    def _emit(self, lines: list[str]) -> None:
+        self.segments[-1].extend(lines)
+
+    def _sync(self) -> None:
+        self.segments.append(SYNC)
+        self.segments.append([])
+
+    def _guard(self, conds: list[str | None], body: list[str]) -> list[str]:
+        conds = [c for c in conds if c]
+        if not conds:
+            return body
+        cond = " and ".join(f"({c})" for c in conds)
+        return [f"if {cond}:"] + ["    " + b for b in body]
+
+    def _row_loop(self, body: list[str], vectorize: bool, conds: list[str | None] = ()) -> list[str]:
+        """Loop over this lane's elements of a row value (or of its flat vector)."""
+        s = self.s
+        vkind = "T.vectorized" if vectorize and s.vector > 1 else "T.unroll"
+        inner = [f"for v in {vkind}({s.vector}):"] + ["    " + b for b in self._guard(list(conds), body)]
+        if s.kind == "flat":
+            return inner
+        return [f"for c in T.unroll({s.chunks}):"] + ["    " + b for b in inner]
+
+    # ---- instructions ----------------------------------------------------------------
+    def render_instr(self, ins) -> None:
+        if isinstance(ins, Identity):
+            return
+        if isinstance(ins, Load):
+            self._load(ins)
+        elif isinstance(ins, Store):
+            self._store(ins)
+        elif isinstance(ins, Compute):
+            p = self._printer(self._elem())
+            val = self.kernel.values[ins.dst]
+            args = [p.value_text[a] if isinstance(a, str) else const_text(a) for a in ins.args]
+            line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
+            self._emit(self._row_loop([line], vectorize=True) if self._is_row(ins.dst) else [line])
+        elif isinstance(ins, Reduce):
+            self._reduce(ins)
+        else:
+            raise TypeError(ins)
+
+    def _load(self, ins: Load) -> None:
+        p = self._printer(self._elem())
+        src = f"{safe_name(ins.src.buffer)}[{', '.join(p.index(i) for i in ins.src.index)}]"
+        dtype = self.kernel.values[ins.dst].dtype
+        if ins.src.predicate is not None:
+            src = f"T.if_then_else({p(ins.src.predicate)}, {src}, T.Cast(\"{dtype}\", 0))"
+        line = f"{self._ref(ins.dst, self._elem())} = {src}"
+        if self._is_row(ins.dst):
+            self._emit(self._row_loop([line], True, [self._row_valid(), self._n_valid("c")]))
+        else:
+            self._emit(self._guard([self._row_valid()], [line]))
+
+    def _store(self, ins: Store) -> None:
+        p = self._printer(self._elem())
+        dst = f"{safe_name(ins.dst.buffer)}[{', '.join(p.index(i) for i in ins.dst.index)}]"
+        line = f"{dst} = {self._ref(ins.src, self._elem())}"
+        if self._is_row(ins.src) or ins.dst.axes() & self.row_axes:
+            self._emit(self._row_loop([line], True, [self._row_valid(), self._n_valid("c")]))
+        else:
+            self._emit(self._guard([self._row_valid(), f"{self._t()} == 0"], [line]))
+
+    def _reduce(self, ins: Reduce) -> None:
+        s = self.s
+        acc = self.d.reg(ins.dst, "0")
+        src = self._ref(ins.src, self._elem())
+        self._emit([f"{acc} = {const_text(ins.init)}"])
+        self._emit(self._row_loop([f"{acc} = {combine_text(ins.op, acc, src)}"], False,
+                                  [self._n_valid("c")]))
+        if s.kind == "column":
+            self._cross_units(ins, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
+            return
+        width = min(s.threads_per_row, s.lanes)
+        for seg in self.d.unit_allreduce(ins.dst, ins.op, width, s):
+            if seg is SYNC:
+                self._sync()
+            else:
+                self._emit(seg)
+        if s.threads_per_row > s.lanes:
+            self._cross_units(ins, "u", "0", "w", writer="l == 0")
+
+    def _cross_units(self, ins: Reduce, slot: str, first: str, other: str, writer: str | None = None) -> None:
+        """Partial results of the units of a group meet in shared memory."""
+        s = self.s
+        name = f"sred{self._sram}"
+        self._sram += 1
+        dtype = self.kernel.values[ins.dst].dtype
+        self.allocs.append(self.d.sram_alloc(name, s.units * (s.lanes if writer is None else 1), dtype))
+        acc = self.d.reg(ins.dst, "0")
+        self._emit(self._guard([writer], [f"{name}[{slot}] = {acc}"]))
+        self._sync()
+        self._emit([f"{acc} = {name}[{first}]",
+                    f"for w in T.unroll(1, {s.units}):",
+                    f"    {acc} = {combine_text(ins.op, acc, f'{name}[{other}]')}"])
+
+    # ---- whole kernel ----------------------------------------------------------------
+    def render(self, func_name: str) -> str:
+        s = self.s
+        for name, val in self.kernel.values.items():
+            self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
+        instrs = [i for i in self.kernel.instrs if not isinstance(i, Identity)]
+        if s.serial > 1:
+            self._render_streaming(instrs)
+        else:
+            for ins in instrs:
+                self.render_instr(ins)
+        params = [*self.program.inputs, *self.program.outputs]
+        sig = ", ".join(
+            f'{safe_name(b)}: T.Buffer(({", ".join(str(d) for d in self.program.buffers[b].shape)},), '
+            f'"{self.program.buffers[b].dtype}")' for b in params)
+        lines = ["@T.prim_func", f"def {func_name}({sig}):",
+                 f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
+        lines += ["    " + b for b in self.d.kernel_body(s, self.allocs, self.segments)]
+        return "\n".join(lines) + "\n"
+
+    def _render_streaming(self, instrs) -> None:
+        """Column plan: the row streams through `serial` steps; reductions accumulate across
+        steps and meet after the loop (plan.py checked that this is single-pass)."""
+        s = self.s
+        reduces = [i for i in instrs if isinstance(i, Reduce)]
+        in_loop = [i for i in instrs if not isinstance(i, Reduce) and any(self._is_row(w) for w in i.writes)]
+        before = [i for i in instrs if i not in in_loop and not isinstance(i, Reduce)
+                  and not any(r in {x.dst for x in reduces} for r in _deps(i, instrs))]
+        after = [i for i in instrs if i not in in_loop and i not in before and not isinstance(i, Reduce)]
+        for ins in before:
+            self.render_instr(ins)
+        for red in reduces:
+            self._emit([f"{self.d.reg(red.dst, '0')} = {const_text(red.init)}"])
+        body_start = len(self.segments[-1])
+        for ins in in_loop:
+            self.render_instr(ins)
+        for red in reduces:
+            acc = self.d.reg(red.dst, "0")
+            src = self._ref(red.src, self._elem())
+            self._emit(self._row_loop([f"{acc} = {combine_text(red.op, acc, src)}"], False,
+                                      [self._n_valid("c")]))
+        seg = self.segments[-1]
+        seg[body_start:] = [f"for st in T.serial({s.serial}):"] + ["    " + b for b in seg[body_start:]]
+        for red in reduces:
+            self._cross_units(red, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
+        for ins in after:
+            self.render_instr(ins)
+
+
+def _deps(ins, instrs) -> set[str]:
+    """All values `ins` depends on, transitively."""
+    producers = {w: i for i in instrs for w in i.writes}
+    seen: set[str] = set()
+    todo = list(ins.reads)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in producers:
+            todo.extend(producers[name].reads)
+    return seen
+
+
+def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
+    assert len(program.kernels) == 1, "one fused kernel per region"
+    return KernelRenderer(program, program.kernels[0], dialect).render(func_name)
