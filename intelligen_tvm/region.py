@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import tvm
 
@@ -24,8 +24,8 @@ class LoweredRegion:
     dram_bytes_naive: int
     dram_bytes_planned: int
     prim_func: tvm.tirx.PrimFunc | None = None
+    stage_program: StageProgram | None = None
     source: str = ""
-    notes: list[str] = field(default_factory=list)
 
     @property
     def kernel(self) -> Kernel:
@@ -58,8 +58,10 @@ def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
     return total + sum(program.buffers[o].nbytes for o in program.outputs)
 
 
-def lower_region(stages: StageProgram, name: str, target_kind: str) -> LoweredRegion:
-    """Raises `Unsupported` with the reason when the region cannot be taken."""
+def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool = True) -> LoweredRegion:
+    """Raises `Unsupported` with the reason when the region cannot be taken.
+
+    With `emit=False` (trial merges during region selection) no TIR is rendered."""
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
     ideal = ideal_dram_bytes(fused, naive)
@@ -67,7 +69,10 @@ def lower_region(stages: StageProgram, name: str, target_kind: str) -> LoweredRe
     optimized_kernel = plan_kernel(optimized_kernel, stages.buffers, targets.hardware_model(target_kind))
     optimized = Program(name, dict(stages.buffers), list(stages.inputs), list(stages.outputs), [optimized_kernel])
     verify(optimized, targets.hardware_model(target_kind))
-    lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized))
+    lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
+                            stage_program=stages)
+    if not emit:
+        return lowered
     lowered.source = targets.render_source(optimized, target_kind, name)
     lowered.prim_func = targets.parse_source(lowered.source)
     return lowered

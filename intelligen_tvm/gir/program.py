@@ -169,7 +169,10 @@ class Sync(Instr):
 
 @dataclass(frozen=True)
 class Identity(Instr):
-    """`dst` is a view of `src` (reshape/transpose/slice): no data moves."""
+    """`dst` is a view of `src` (reshape/transpose/slice/gather): no data moves.
+
+    The slice is written in the view's own coordinates; loads of `dst` have already been
+    rewritten to `src` through the composed index, so this records the fold for readers."""
 
     dst: str
     src: Slice

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .expr import Const, Var, free_vars, loads
-from .program import Identity, Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, dtype_bytes
+from .program import Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, dtype_bytes
 
 
 class VerifyError(Exception):
@@ -47,8 +47,6 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
             _check_slice(ins.dst, kernel, program, where)
             if ins.level is Level.DRAM and ins.dst.buffer in program.inputs:
                 raise VerifyError(f"{where}: store into region input {ins.dst.buffer}")
-        if isinstance(ins, Identity):
-            _check_slice(ins.src, kernel, program, where) if ins.src.buffer in program.buffers else None
         if isinstance(ins, Reduce):
             if kernel.values[ins.dst].axes & row_axes:
                 raise VerifyError(f"{where}: reduction result still varies over row axes")

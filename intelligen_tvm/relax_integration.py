@@ -1,0 +1,369 @@
+"""Region selection in Relax and the `relax_pipeline="intelligen"` entry point.
+
+After LegalizeOps every op is a `call_tir`.  We group maximal memory-intensive regions:
+a call joins a producer's region when the merged region still lowers to ONE kernel
+(same region space, every intermediate forwarded on chip) and stays convex.  Unlike
+FuseOps, several reductions in a chain (softmax, decomposed LayerNorm) become one region.
+Each taken region is replaced by one call to the kernel we emit; everything else goes
+through TVM's default pipeline (FuseOps, FuseTIR, DLight on GPUs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tvm
+from tvm import relax
+
+from . import targets
+from .gir_lowering.tir_reader import StageProgram, Unsupported, concat_programs, read_prim_func
+from .region import LoweredRegion, lower_region
+
+_CALL_TIR = tvm.ir.Op.get("relax.call_tir")
+# A stage iterating more than this many times the elements of its largest tensor is
+# compute-bound (matmul, conv): those stay with TVM.
+MAX_ITERATIONS_PER_ELEMENT = 8
+
+
+@dataclass
+class CallSite:
+    index: int                 # position in the dataflow block
+    var: relax.Var
+    func_name: str
+    prim_func: tvm.tirx.PrimFunc
+    args: list                 # relax expressions
+
+
+@dataclass
+class Region:
+    calls: list[CallSite]
+    lowered: LoweredRegion | None = None
+    reason: str = ""
+    outputs: list = field(default_factory=list)
+
+    @property
+    def ops(self) -> list[str]:
+        return [c.func_name for c in self.calls]
+
+
+def _call_site(index: int, binding, mod: tvm.IRModule) -> CallSite | None:
+    value = binding.value
+    if not (isinstance(value, relax.Call) and value.op.same_as(_CALL_TIR)):
+        return None
+    if len(value.args) != 2 or not isinstance(value.args[1], relax.Tuple):
+        return None
+    gvar = value.args[0]
+    func = mod[gvar]
+    if not isinstance(func, tvm.tirx.PrimFunc):
+        return None
+    return CallSite(index, binding.var, gvar.name_hint, func, list(value.args[1].fields))
+
+
+def compute_bound_reason(stages: StageProgram) -> str | None:
+    biggest = max(_numel(b.shape) for b in stages.buffers.values())
+    for st in stages.stages:
+        domain = _numel([e for _, e in (*st.spatial, *st.reduce)])
+        if domain > MAX_ITERATIONS_PER_ELEMENT * biggest:
+            return "compute-intensive (matmul/conv-like); left to TVM"
+    return None
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+class _Names:
+    """Stable, unique tensor names for relax expressions (vars and constants)."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+        self._exprs: dict[str, object] = {}
+
+    def __call__(self, expr) -> str:
+        key = expr.__hash__()
+        if key not in self._names:
+            name = f"t{len(self._names)}"
+            self._names[key] = name
+            self._exprs[name] = expr
+        return self._names[key]
+
+    def expr(self, name: str):
+        return self._exprs[name]
+
+
+class RegionSelector:
+    """Groups the call_tir bindings of one dataflow block into regions."""
+
+    def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target_kind: str):
+        self.bindings = bindings
+        self.mod = mod
+        self.target_kind = target_kind
+        self.names = _Names()
+        self.sites = {i: s for i, b in enumerate(bindings) if (s := _call_site(i, b, mod)) is not None}
+        self.users: dict[int, set[int]] = {}
+        self.var_index = {b.var.__hash__(): i for i, b in enumerate(bindings)}
+        for i, b in enumerate(bindings):
+            for used in _used_vars(b.value):
+                if used in self.var_index:
+                    self.users.setdefault(self.var_index[used], set()).add(i)
+        self.outside_uses = outside_uses   # hashes of vars used after the block
+
+    def _stages(self, calls: list[CallSite]) -> StageProgram:
+        parts = []
+        produced = {c.var.__hash__() for c in calls}
+        for n, c in enumerate(calls):
+            if not isinstance(c.var.ty, relax.TensorType):
+                raise Unsupported("call with a tuple result")
+            names = [self.names(a) for a in c.args] + [self.names(c.var)]
+            parts.append(read_prim_func(c.prim_func, names, f"c{n}_"))
+        members = {c.index for c in calls}
+        inputs, outputs = [], []
+        for c in calls:
+            for a in c.args:
+                if a.__hash__() not in produced and self.names(a) not in inputs:
+                    inputs.append(self.names(a))
+            used_outside = any(u not in members for u in self.users.get(c.index, ())) \
+                or c.var.__hash__() in self.outside_uses
+            if used_outside:
+                outputs.append(self.names(c.var))
+        return concat_programs(parts, inputs, outputs)
+
+    def try_lower(self, calls: list[CallSite], name: str) -> LoweredRegion:
+        stages = self._stages(calls)
+        reason = compute_bound_reason(stages)
+        if reason:
+            raise Unsupported(reason)
+        if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
+            raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
+        return lower_region(stages, name, self.target_kind, emit=name != "trial")
+
+    def _depends_on(self, index: int, group: set[int], memo: dict[int, bool]) -> bool:
+        """Does binding `index` (outside the group) depend on any member of `group`?"""
+        if index in memo:
+            return memo[index]
+        deps = [self.var_index[v] for v in _used_vars(self.bindings[index].value) if v in self.var_index]
+        memo[index] = any(d in group or self._depends_on(d, group, memo) for d in deps)
+        return memo[index]
+
+    def _convex_with(self, group: set[int], site: CallSite) -> bool:
+        memo: dict[int, bool] = {}
+        for v in _used_vars(self.bindings[site.index].value):
+            i = self.var_index.get(v)
+            if i is not None and i not in group and self._depends_on(i, group, memo):
+                return False
+        return True
+
+    def select(self) -> list[Region]:
+        regions: list[Region] = []
+        owner: dict[int, Region] = {}
+        for i in sorted(self.sites):
+            site = self.sites[i]
+            producers = []
+            for v in _used_vars(self.bindings[i].value):
+                j = self.var_index.get(v)
+                if j in owner and owner[j].lowered is not None and owner[j] not in producers:
+                    producers.append(owner[j])
+            merged = False
+            for region in sorted(producers, key=lambda r: -r.calls[-1].index):
+                group = {c.index for c in region.calls}
+                if not self._convex_with(group, site):
+                    continue
+                try:
+                    lowered = self.try_lower(region.calls + [site], "trial")
+                except Unsupported:
+                    continue
+                region.calls.append(site)
+                region.lowered = lowered
+                owner[i] = region
+                merged = True
+                break
+            if merged:
+                continue
+            region = Region([site])
+            try:
+                region.lowered = self.try_lower([site], "trial")
+            except Unsupported as err:
+                region.reason = str(err)
+            regions.append(region)
+            owner[i] = region
+        return regions
+
+
+def _used_vars(expr) -> list[int]:
+    """Hashes of the relax Vars an expression reads."""
+    found: list[int] = []
+
+    def visit(e):
+        if isinstance(e, relax.Var):
+            found.append(e.__hash__())
+
+    relax.analysis.post_order_visit(expr, visit)
+    return found
+
+
+def _final_lower(selector: RegionSelector, region: Region, name: str) -> None:
+    """Lower again with the final output set (later members may have absorbed users)."""
+    try:
+        region.lowered = selector.try_lower(region.calls, name)
+    except Unsupported as err:
+        region.lowered, region.reason = None, str(err)
+
+
+def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target_kind: str,
+                   counter: list[int], reports: list[dict]) -> relax.DataflowBlock:
+    bindings = list(block.bindings)
+    selector = RegionSelector(bindings, bb.get(), outside, target_kind)
+    regions = selector.select()
+    replace_at: dict[int, list] = {}
+    drop: set[int] = set()
+    for region in regions:
+        name = f"intelligen_region{counter[0]}"
+        counter[0] += 1
+        if region.lowered is not None:
+            _final_lower(selector, region, name)
+        reports.append(region_report(name, region))
+        if region.lowered is None:
+            continue
+        stages = region.lowered.stage_program
+        out_vars = [selector.names.expr(o) for o in stages.outputs]
+        args = [selector.names.expr(n) for n in stages.inputs]
+        gvar = bb.add_func(region.lowered.prim_func, name)
+        out_ty = [v.ty for v in out_vars]
+        call = relax.call_tir(gvar, relax.Tuple(args), out_ty if len(out_ty) > 1 else out_ty[0])
+        last = region.calls[-1].index
+        drop |= {c.index for c in region.calls}
+        if len(out_vars) == 1:
+            replace_at[last] = [relax.VarBinding(out_vars[0], call)]
+        else:
+            tup = relax.DataflowVar(f"{name}_out", relax.TupleType([v.ty for v in out_vars]))
+            replace_at[last] = [relax.VarBinding(tup, call)] + [
+                relax.VarBinding(v, relax.TupleGetItem(tup, k)) for k, v in enumerate(out_vars)]
+    new_bindings = []
+    for i, b in enumerate(bindings):
+        if i in replace_at:
+            new_bindings += replace_at[i]
+        elif i not in drop:
+            new_bindings.append(b)
+    return relax.DataflowBlock(new_bindings)
+
+
+def region_report(name: str, region: Region) -> dict:
+    if region.lowered is None:
+        return {"name": name, "ops": region.ops, "handled_by": "fallback", "reason": region.reason,
+                "kernels": len(region.calls)}
+    lw = region.lowered
+    return {
+        "name": name, "ops": region.ops, "handled_by": "intelligen",
+        "dram_bytes_ideal": lw.dram_bytes_ideal, "dram_bytes_naive": lw.dram_bytes_naive,
+        "dram_bytes_planned": lw.dram_bytes_planned, "kernels": 1,
+        "strategy": lw.kernel.strategy.describe(),
+    }
+
+
+def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
+    """Vars of dataflow block `block_index` that are used after it (its outputs)."""
+    body = func.body
+    uses: set[int] = set(_used_vars(body.body))
+    for k, blk in enumerate(body.blocks):
+        if k == block_index:
+            continue
+        for b in blk.bindings:
+            uses |= set(_used_vars(b.value))
+    return uses
+
+
+def apply_regions(mod: tvm.IRModule, target_kind: str) -> tuple[tvm.IRModule, list[dict]]:
+    """Replace memory-intensive regions of every Relax function; returns the report too.
+
+    The region kernels are added to `mod` (a copy is taken first)."""
+    bb = relax.BlockBuilder(mod)
+    reports: list[dict] = []
+    counter = [0]
+    updates: dict = {}
+    for gvar, func in mod.functions.items():
+        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+            continue
+        blocks = []
+        for k, blk in enumerate(func.body.blocks):
+            if isinstance(blk, relax.DataflowBlock):
+                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target_kind, counter, reports)
+            blocks.append(blk)
+        new_body = relax.SeqExpr(blocks, func.body.body)
+        updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
+    for gvar, func in updates.items():
+        bb.update_func(gvar, func)
+    mod = relax.transform.DeadCodeElimination()(bb.get())
+    return mod, reports
+
+
+def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    seq = tvm.transform.Sequential([
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+    ])
+    return seq(mod)
+
+
+def intelligen_regions_pass(target: tvm.target.Target) -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
+    def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        return apply_regions(mod, target.kind.name)[0]
+
+    return _pass
+
+
+def explain(mod: tvm.IRModule, target) -> dict:
+    """JSON-serializable region report for `mod` compiled for `target`."""
+    target = _as_target(target)
+    _check_target(target)
+    with target:
+        _, reports = apply_regions(_prepare(mod), target.kind.name)
+    return {"target": str(target.kind.name), "regions": reports}
+
+
+def _as_target(target) -> tvm.target.Target:
+    return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
+
+
+def _check_target(target: tvm.target.Target) -> None:
+    if not targets.supported(target.kind.name):
+        raise ValueError(f"intelligen supports {sorted(targets.DIALECTS)}, not {target.kind.name}")
+
+
+def intelligen_pipeline() -> tvm.transform.Pass:
+    """The relax pipeline registered as "intelligen" (see tvm.compile's relax_pipeline)."""
+
+    @tvm.transform.module_pass(opt_level=0, name="IntelliGenPipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        target = tvm.target.Target.current()
+        _check_target(target)
+        from tvm.relax import pipeline as rp
+
+        rest = []
+        if "gpu" in target.keys:
+            from tvm.s_tir import dlight as dl
+
+            rest = [dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                            dl.gpu.GeneralReduction(), dl.gpu.Fallback())]
+        seq = tvm.transform.Sequential(
+            [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan(),
+             relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+             relax.transform.FoldConstant(), intelligen_regions_pass(target),
+             relax.transform.FuseOps(), relax.transform.FuseTIR()]
+            + rest
+            + [rp.default_build_pipeline()]
+        )
+        return seq(mod)
+
+    return _pipeline
+
+
+def register() -> None:
+    from tvm.relax import pipeline as rp
+
+    if "intelligen" not in rp.PIPELINE_MAP:
+        rp.register_pipeline("intelligen")(intelligen_pipeline)
