@@ -38,9 +38,9 @@ def program_dram_bytes(program: Program) -> int:
     for k in program.kernels:
         for ins in k.instrs:
             if isinstance(ins, Load):
-                total += slice_footprint(ins.src, k.axes, program.buffers)
+                total += slice_footprint(ins.src, k.axes, program.buffers, k.values)
             elif isinstance(ins, Store):
-                total += slice_footprint(ins.dst, k.axes, program.buffers)
+                total += slice_footprint(ins.dst, k.axes, program.buffers, k.values)
     return total
 
 
@@ -53,7 +53,7 @@ def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
             key = (ins.src.buffer, ins.src.index)
             if key not in seen:
                 seen.add(key)
-                per_input[ins.src.buffer] = per_input.get(ins.src.buffer, 0) + slice_footprint(ins.src, kernel.axes, program.buffers)
+                per_input[ins.src.buffer] = per_input.get(ins.src.buffer, 0) + slice_footprint(ins.src, kernel.axes, program.buffers, kernel.values)
     total = sum(min(b, program.buffers[name].nbytes) for name, b in per_input.items())
     return total + sum(program.buffers[o].nbytes for o in program.outputs)
 

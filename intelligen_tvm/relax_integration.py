@@ -164,7 +164,7 @@ class RegionSelector:
             producers = []
             for v in _used_vars(self.bindings[i].value):
                 j = self.var_index.get(v)
-                if j in owner and owner[j].lowered is not None and owner[j] not in producers:
+                if j in owner and owner[j] not in producers:
                     producers.append(owner[j])
             merged = False
             for region in sorted(producers, key=lambda r: -r.calls[-1].index):

@@ -87,7 +87,7 @@ def _main_load(kernel: Kernel, buffers) -> Load | None:
     lds = [i for i in kernel.instrs if isinstance(i, Load)]
     if not lds:
         return None
-    return max(lds, key=lambda ld: slice_footprint(ld.src, kernel.axes, buffers))
+    return max(lds, key=lambda ld: slice_footprint(ld.src, kernel.axes, buffers, kernel.values))
 
 
 def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:

@@ -49,10 +49,12 @@ def forward_stores(kernel: Kernel) -> Kernel:
     out: list[Instr] = []
     for ins in kernel.instrs:
         ins = _rename_instr(ins, ren)
-        if isinstance(ins, Load) and _key(ins.src) in known:
-            ren[ins.dst] = known[_key(ins.src)]
-            continue
         if isinstance(ins, Load):
+            # A stored value is in registers whatever a load's guard says.
+            hit = known.get(_key(ins.src)) or known.get(_key(Slice(ins.src.buffer, ins.src.index)))
+            if hit is not None:
+                ren[ins.dst] = hit
+                continue
             known[_key(ins.src)] = ins.dst
         if isinstance(ins, Store):
             known[_key(ins.dst)] = ins.src

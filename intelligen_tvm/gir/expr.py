@@ -113,6 +113,10 @@ def loads(expr: Expr) -> list[Load]:
     return [e for e in walk(expr) if isinstance(e, Load)]
 
 
+def walk_value_refs(exprs: tuple[Expr, ...]) -> set[str]:
+    return {e.value for x in exprs for e in walk(x) if isinstance(e, ValueRef)}
+
+
 def simplify(expr: Expr) -> Expr:
     """Constant folding and identities for integer index arithmetic (x+0, x*1, x*0, x//1, x%1)."""
 

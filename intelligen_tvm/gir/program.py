@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .expr import Expr, ValueRef, free_vars, loads, to_text
+from .expr import Expr, ValueRef, free_vars, loads, to_text, walk_value_refs
 
 
 class Level(str, Enum):
@@ -260,7 +260,8 @@ def dtype_bytes(dtype: str) -> int:
     return max(1, int(digits) // 8) if digits else 4
 
 
-def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer]) -> int:
+def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer],
+                    values: dict[str, Value] | None = None) -> int:
     """Distinct bytes a slice touches over the whole launch.
 
     Index maps of reshape/transpose/broadcast/strided slice are injective in the axes they
@@ -274,6 +275,8 @@ def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer])
         for ld in loads(e):
             for i in ld.indices:
                 used |= free_vars(i)
+        for ref in walk_value_refs((e,)):
+            used |= set(values[ref].axes) if values else set()
     buf = buffers[sl.buffer]
     count = 1
     for name in used:

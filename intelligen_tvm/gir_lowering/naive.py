@@ -31,8 +31,12 @@ class StageEmitter:
         if isinstance(e, E.Const):
             return e
         if isinstance(e, E.Load):
-            sl = Slice(e.buffer, e.indices, predicate)
-            dst = self._new(e.dtype, sl.axes())
+            index = tuple(self._hoist_gathers(i, predicate) for i in e.indices)
+            sl = Slice(e.buffer, index, predicate)
+            axes = sl.axes()
+            for ref in E.walk_value_refs(index):
+                axes |= self.values[ref].axes
+            dst = self._new(e.dtype, axes)
             self.instrs.append(Load(dst, sl))
             return dst
         if isinstance(e, E.Call):
@@ -53,6 +57,18 @@ class StageEmitter:
             self.instrs.append(Compute(dst, e.op, args))
             return dst
         raise TypeError(f"unexpected expression {e}")
+
+    def _hoist_gathers(self, index: E.Expr, predicate: E.Expr | None) -> E.Expr:
+        """A load inside an index (gather) becomes its own instruction; the slice then
+        refers to the register value, so the index data is forwarded like any other."""
+
+        def hoist(e: E.Expr) -> E.Expr | None:
+            if isinstance(e, E.Load):
+                name = self.operand(e, predicate)
+                return E.ValueRef(e.dtype, name)
+            return None
+
+        return E.transform(index, hoist)
 
     def stage(self, stage: Stage, out_index: tuple[E.Expr, ...]) -> None:
         """Emit one stage: its loads, computes, optional reduction, and the store."""

@@ -62,8 +62,12 @@ class _ExprReader:
         self.buffer_names = buffer_names
         self.var_names = var_names
 
-    def __call__(self, e) -> Expr:
+    def __call__(self, e, index: bool = False) -> Expr:
+        """Index arithmetic is done in int32 (our axes are int32); data keeps its dtype."""
         dtype = str(e.ty)
+        if index and dtype == "int64":
+            dtype = "int32"
+        sub = lambda x: self(x, index)  # noqa: E731
         if isinstance(e, tvm.ir.expr.Var):
             if e in self.var_names:
                 return self.var_names[e]
@@ -72,37 +76,28 @@ class _ExprReader:
             value = e.value
             if dtype.startswith("int") or dtype.startswith("uint"):
                 value = int(value)
-            if dtype == "int64":
-                dtype = "int32"
             return Const(dtype, value)
         if isinstance(e, tvm.ir.expr.TensorLoad):
             name = self.buffer_names.get(e.source)
             if name is None:
                 raise Unsupported(f"load from unknown buffer {e.source.name}")
-            return Load(dtype, name, tuple(self._index(i) for i in e.indices))
+            return Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
         if type(e) in _BINARY:
-            return Call(_index_dtype(dtype), _BINARY[type(e)], (self(e.a), self(e.b)))
+            return Call(dtype, _BINARY[type(e)], (sub(e.a), sub(e.b)))
         if isinstance(e, tirx.Not):
-            return Call(dtype, "not", (self(e.a),))
+            return Call(dtype, "not", (sub(e.a),))
         if isinstance(e, tirx.Select):
-            return Call(dtype, "select", (self(e.condition), self(e.true_value), self(e.false_value)))
+            return Call(dtype, "select", (sub(e.condition), sub(e.true_value), sub(e.false_value)))
         if isinstance(e, tirx.Cast):
-            return Call(_index_dtype(dtype), "cast", (self(e.value),))
+            return Call(dtype, "cast", (sub(e.value),))
         if isinstance(e, tvm.ir.expr.Call):
             op = str(e.op.name).split(".")[-1]
             if op == "if_then_else":
-                return Call(dtype, "select", tuple(self(a) for a in e.args))
+                return Call(dtype, "select", tuple(sub(a) for a in e.args))
             if op in _INTRINSICS:
-                return Call(dtype, _RENAMED.get(op, op), tuple(self(a) for a in e.args))
+                return Call(dtype, _RENAMED.get(op, op), tuple(sub(a) for a in e.args))
             raise Unsupported(f"intrinsic {op} has no GIR lowering")
         raise Unsupported(f"expression {type(e).__name__} has no GIR lowering")
-
-    def _index(self, e) -> Expr:
-        return self(e)
-
-
-def _index_dtype(dtype: str) -> str:
-    return "int32" if dtype == "int64" else dtype
 
 
 def _block_realizes(stmt) -> list[SBlockRealize]:
@@ -197,7 +192,7 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
     if not isinstance(body, tirx.BufferStore):
         raise Unsupported(f"block {block.name_hint} is not a single store")
     out = buffer_names[body.buffer]
-    out_index = [read(i) for i in body.indices]
+    out_index = [read(i, True) for i in body.indices]
     expected = [var_map[iv.var] for iv in block.iter_vars if int(iv.iter_type) == 0]
     if out_index != expected:
         raise Unsupported(f"block {block.name_hint} stores at a non-identity index")

@@ -45,6 +45,14 @@ def const_text(c: E.Const) -> str:
     return f"T.{c.dtype}({c.value!r})"
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + "".join(f"{d}, " for d in shape) + ")"
+
+
+def index_text(buffer: str, indices: list[str]) -> str:
+    return f"{safe_name(buffer)}[{', '.join(indices) if indices else '()'}]"
+
+
 def safe_name(name: str) -> str:
     return "b_" + re.sub(r"\W", "_", name)
 
@@ -64,14 +72,14 @@ class ExprPrinter:
         if isinstance(e, E.ValueRef):
             return self.value_text[e.value]
         if isinstance(e, E.Load):
-            idx = ", ".join(self.index(i) for i in e.indices)
-            return f"{safe_name(e.buffer)}[{idx}]"
+            return index_text(e.buffer, [self.index(i) for i in e.indices])
         assert isinstance(e, E.Call)
         return call_text(e.op, e.dtype, [self(a) for a in e.args])
 
     def index(self, e: E.Expr) -> str:
         text = self(e)
-        return f'T.Cast("int32", {text})' if isinstance(e, E.Load) and e.dtype != "int32" else text
+        needs_cast = isinstance(e, (E.Load, E.ValueRef)) and e.dtype != "int32"
+        return f'T.Cast("int32", {text})' if needs_cast else text
 
 
 def call_text(op: str, dtype: str, args: list[str]) -> str:
@@ -222,7 +230,7 @@ class KernelRenderer:
 
     def _load(self, ins: Load) -> None:
         p = self._printer(self._elem())
-        src = f"{safe_name(ins.src.buffer)}[{', '.join(p.index(i) for i in ins.src.index)}]"
+        src = index_text(ins.src.buffer, [p.index(i) for i in ins.src.index])
         dtype = self.kernel.values[ins.dst].dtype
         if ins.src.predicate is not None:
             src = f"T.if_then_else({p(ins.src.predicate)}, {src}, T.Cast(\"{dtype}\", 0))"
@@ -234,7 +242,7 @@ class KernelRenderer:
 
     def _store(self, ins: Store) -> None:
         p = self._printer(self._elem())
-        dst = f"{safe_name(ins.dst.buffer)}[{', '.join(p.index(i) for i in ins.dst.index)}]"
+        dst = index_text(ins.dst.buffer, [p.index(i) for i in ins.dst.index])
         line = f"{dst} = {self._ref(ins.src, self._elem())}"
         if self._is_row(ins.src) or ins.dst.axes() & self.row_axes:
             self._emit(self._row_loop([line], True, [self._row_valid(), self._n_valid("c")]))
@@ -287,7 +295,7 @@ class KernelRenderer:
                 self.render_instr(ins)
         params = [*self.program.inputs, *self.program.outputs]
         sig = ", ".join(
-            f'{safe_name(b)}: T.Buffer(({", ".join(str(d) for d in self.program.buffers[b].shape)},), '
+            f'{safe_name(b)}: T.Buffer({shape_text(self.program.buffers[b].shape)}, '
             f'"{self.program.buffers[b].dtype}")' for b in params)
         lines = ["@T.prim_func", f"def {func_name}({sig}):",
                  f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
