@@ -156,6 +156,28 @@ class RegionSelector:
                 return False
         return True
 
+    def _merge_into_producers(self, producers: list[Region], site: CallSite, owner: dict) -> bool:
+        """Join all producer regions and the call into one region if that still lowers;
+        otherwise join the latest producer region that accepts it."""
+        options = [producers] if len(producers) > 1 else []
+        options += [[r] for r in sorted(producers, key=lambda r: -r.calls[-1].index)]
+        for chosen in options:
+            calls = sorted((c for r in chosen for c in r.calls), key=lambda c: c.index)
+            if not self._convex_with({c.index for c in calls}, site):
+                continue
+            try:
+                lowered = self.try_lower(calls + [site], "trial")
+            except Unsupported:
+                continue
+            keep, rest = chosen[0], chosen[1:]
+            keep.calls, keep.lowered, keep.reason = calls + [site], lowered, ""
+            for r in rest:
+                r.calls = []
+            for c in keep.calls:
+                owner[c.index] = keep
+            return True
+        return False
+
     def select(self) -> list[Region]:
         regions: list[Region] = []
         owner: dict[int, Region] = {}
@@ -166,20 +188,7 @@ class RegionSelector:
                 j = self.var_index.get(v)
                 if j in owner and owner[j] not in producers:
                     producers.append(owner[j])
-            merged = False
-            for region in sorted(producers, key=lambda r: -r.calls[-1].index):
-                group = {c.index for c in region.calls}
-                if not self._convex_with(group, site):
-                    continue
-                try:
-                    lowered = self.try_lower(region.calls + [site], "trial")
-                except Unsupported:
-                    continue
-                region.calls.append(site)
-                region.lowered = lowered
-                owner[i] = region
-                merged = True
-                break
+            merged = self._merge_into_producers(producers, site, owner)
             if merged:
                 continue
             region = Region([site])
@@ -189,7 +198,7 @@ class RegionSelector:
                 region.reason = str(err)
             regions.append(region)
             owner[i] = region
-        return regions
+        return [r for r in regions if r.calls]
 
 
 def _used_vars(expr) -> list[int]:

@@ -222,7 +222,8 @@ class KernelRenderer:
             val = self.kernel.values[ins.dst]
             args = [p.value_text[a] if isinstance(a, str) else const_text(a) for a in ins.args]
             line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
-            self._emit(self._row_loop([line], vectorize=True) if self._is_row(ins.dst) else [line])
+            vec = val.dtype != "bool"
+            self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
         elif isinstance(ins, Reduce):
             self._reduce(ins)
         else:
@@ -236,7 +237,7 @@ class KernelRenderer:
             src = f"T.if_then_else({p(ins.src.predicate)}, {src}, T.Cast(\"{dtype}\", 0))"
         line = f"{self._ref(ins.dst, self._elem())} = {src}"
         if self._is_row(ins.dst):
-            self._emit(self._row_loop([line], True, [self._row_valid(), self._n_valid("c")]))
+            self._emit(self._row_loop([line], dtype != "bool", [self._row_valid(), self._n_valid("c")]))
         else:
             self._emit(self._guard([self._row_valid()], [line]))
 
@@ -245,7 +246,8 @@ class KernelRenderer:
         dst = index_text(ins.dst.buffer, [p.index(i) for i in ins.dst.index])
         line = f"{dst} = {self._ref(ins.src, self._elem())}"
         if self._is_row(ins.src) or ins.dst.axes() & self.row_axes:
-            self._emit(self._row_loop([line], True, [self._row_valid(), self._n_valid("c")]))
+            vec = self.kernel.values[ins.src].dtype != "bool"
+            self._emit(self._row_loop([line], vec, [self._row_valid(), self._n_valid("c")]))
         else:
             self._emit(self._guard([self._row_valid(), f"{self._t()} == 0"], [line]))
 
@@ -297,9 +299,11 @@ class KernelRenderer:
         sig = ", ".join(
             f'{safe_name(b)}: T.Buffer({shape_text(self.program.buffers[b].shape)}, '
             f'"{self.program.buffers[b].dtype}")' for b in params)
-        lines = ["@T.prim_func", f"def {func_name}({sig}):",
+        lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
                  f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
-        lines += ["    " + b for b in self.d.kernel_body(s, self.allocs, self.segments)]
+        # A root block keeps Relax analyses that expect S-TIR (e.g. has_reshape_pattern) happy.
+        lines.append('    with T.sblock("root"):')
+        lines += ["        " + b for b in self.d.kernel_body(s, self.allocs, self.segments)]
         return "\n".join(lines) + "\n"
 
     def _render_streaming(self, instrs) -> None:
