@@ -140,20 +140,16 @@ class RegionSelector:
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         return lower_region(stages, name, self.target_kind, emit=name != "trial")
 
-    def _depends_on(self, index: int, group: set[int], memo: dict[int, bool]) -> bool:
-        """Does binding `index` (outside the group) depend on any member of `group`?"""
-        if index in memo:
-            return memo[index]
-        deps = [self.var_index[v] for v in _used_vars(self.bindings[index].value) if v in self.var_index]
-        memo[index] = any(d in group or self._depends_on(d, group, memo) for d in deps)
-        return memo[index]
-
-    def _convex_with(self, group: set[int], site: CallSite) -> bool:
-        memo: dict[int, bool] = {}
-        for v in _used_vars(self.bindings[site.index].value):
-            i = self.var_index.get(v)
-            if i is not None and i not in group and self._depends_on(i, group, memo):
-                return False
+    def _is_convex(self, group: set[int]) -> bool:
+        """No path leaves the group and comes back (that would need the group to run twice)."""
+        tainted: set[int] = set()   # outside bindings that depend on a member
+        for i in range(min(group), max(group) + 1):
+            deps = {self.var_index[v] for v in _used_vars(self.bindings[i].value) if v in self.var_index}
+            if i in group:
+                if deps & tainted:
+                    return False
+            elif deps & (group | tainted):
+                tainted.add(i)
         return True
 
     def _merge_into_producers(self, producers: list[Region], site: CallSite, owner: dict) -> bool:
@@ -163,7 +159,7 @@ class RegionSelector:
         options += [[r] for r in sorted(producers, key=lambda r: -r.calls[-1].index)]
         for chosen in options:
             calls = sorted((c for r in chosen for c in r.calls), key=lambda c: c.index)
-            if not self._convex_with({c.index for c in calls}, site):
+            if not self._is_convex({c.index for c in calls} | {site.index}):
                 continue
             try:
                 lowered = self.try_lower(calls + [site], "trial")
@@ -256,7 +252,27 @@ def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: 
             new_bindings += replace_at[i]
         elif i not in drop:
             new_bindings.append(b)
-    return relax.DataflowBlock(new_bindings)
+    return relax.DataflowBlock(_topological(new_bindings))
+
+
+def _topological(bindings: list) -> list:
+    """Stable topological order: a region call sits where its last member was, so a binding
+    that used an earlier member's result may now come before it; move such bindings down."""
+    defined_here = {b.var.__hash__() for b in bindings}
+    done: set[int] = set()
+    pending = list(bindings)
+    ordered = []
+    while pending:
+        for k, b in enumerate(pending):
+            needs = {v for v in _used_vars(b.value) if v in defined_here}
+            if needs <= done:
+                ordered.append(b)
+                done.add(b.var.__hash__())
+                del pending[k]
+                break
+        else:
+            raise Unsupported("region rewrite produced a cycle")
+    return ordered
 
 
 def region_report(name: str, region: Region) -> dict:
