@@ -10,7 +10,7 @@ from . import targets
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import plan_kernel
 from .dataflow_graph.rewrites import monotonic_rewrites
-from .gir.program import Kernel, Load, Program, Store, slice_footprint
+from .gir.program import Kernel, Level, Load, Program, Store, slice_footprint
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram
@@ -37,6 +37,8 @@ def program_dram_bytes(program: Program) -> int:
     total = 0
     for k in program.kernels:
         for ins in k.instrs:
+            if getattr(ins, "level", None) is not Level.DRAM:
+                continue
             if isinstance(ins, Load):
                 total += slice_footprint(ins.src, k.axes, program.buffers, k.values)
             elif isinstance(ins, Store):

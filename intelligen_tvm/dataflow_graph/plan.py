@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from ..gir import expr as E
 from ..gir.program import Kernel, Load, Reduce, Scope, dtype_bytes, slice_footprint
 from ..gir_lowering.tir_reader import Unsupported
+from .transpose_tile import TILE, stage_through_sram, transposed_axis
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class HardwareModel:
 
 @dataclass(frozen=True)
 class ParallelStrategy:
-    kind: str                 # flat | row | column
+    kind: str                 # flat | row | column | tile
     groups: int
     units: int                # units per group
     lanes: int                # lanes per unit
@@ -45,6 +46,7 @@ class ParallelStrategy:
     serial: int               # S serial steps over the row
     outer_size: int           # rows (or flat elements)
     row_size: int             # N elements per row
+    tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
 
     @property
     def per_lane(self) -> int:
@@ -93,6 +95,9 @@ def _main_load(kernel: Kernel, buffers) -> Load | None:
 def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
     outer = _prod(a.extent for a in kernel.outer)
     if not kernel.row:
+        a = transposed_axis(kernel)
+        if a is not None and kernel.axes[a] >= TILE // 2 and kernel.outer[-1].extent >= TILE // 2:
+            return _tile(stage_through_sram(kernel, a), a, hw)
         return replace(kernel, strategy=_flat(kernel, outer, buffers, hw))
     n = _prod(a.extent for a in kernel.row)
     main = _main_load(kernel, buffers)
@@ -106,6 +111,19 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
     instrs = [replace(i, scope=scope) if isinstance(i, Reduce) else i for i in kernel.instrs]
     return replace(kernel, instrs=instrs, strategy=strategy)
+
+
+def _tile(kernel: Kernel, a: str, hw: HardwareModel) -> Kernel:
+    """One group per TILE x TILE tile of (a, innermost); lanes along a TILE edge, units
+    stride over the other, each lane handles TILE / units elements."""
+    units = 8
+    b = kernel.outer[-1].name
+    axes = kernel.axes
+    tiles = -(-axes[a] // TILE) * -(-axes[b] // TILE)
+    rest = _prod(ax.extent for ax in kernel.outer if ax.name not in (a, b))
+    strategy = ParallelStrategy("tile", rest * tiles, units, hw.lanes_per_unit, 1, TILE, 1,
+                                TILE // units, 1, _prod(axes.values()), 1, tile_axes=(a, b))
+    return replace(kernel, strategy=strategy)
 
 
 def _flat(kernel: Kernel, outer: int, buffers, hw: HardwareModel) -> ParallelStrategy:

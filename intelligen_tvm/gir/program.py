@@ -186,6 +186,7 @@ class Kernel:
     instrs: list[Instr]
     values: dict[str, Value]
     strategy: object | None = None   # a ParallelStrategy once planned
+    local_buffers: dict[str, Buffer] = field(default_factory=dict)   # on-chip (SRAM) tiles
 
     @property
     def axes(self) -> dict[str, int]:
@@ -213,6 +214,8 @@ class Program:
             lines.append(f"  kernel {k.name} outer({outer}) row({row})")
             if k.strategy is not None:
                 lines.append(f"    strategy {k.strategy}")
+            for b in k.local_buffers.values():
+                lines.append(f"    buffer {b.name}: {b.dtype}{list(b.shape)} @{b.level.value}")
             for ins in k.instrs:
                 lines.append("    " + instr_text(ins, k.values))
         return "\n".join(lines)

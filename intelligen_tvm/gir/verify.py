@@ -11,7 +11,7 @@ class VerifyError(Exception):
 
 
 def _check_slice(sl: Slice, kernel: Kernel, program: Program, where: str) -> None:
-    buf = program.buffers.get(sl.buffer)
+    buf = program.buffers.get(sl.buffer) or kernel.local_buffers.get(sl.buffer)
     if buf is None:
         raise VerifyError(f"{where}: unknown buffer {sl.buffer}")
     if len(sl.index) != len(buf.shape):
@@ -41,6 +41,8 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
                 raise VerifyError(f"{where}: %{r} used before definition")
         if isinstance(ins, Load):
             _check_slice(ins.src, kernel, program, where)
+            if (ins.level is Level.SRAM) != (ins.src.buffer in kernel.local_buffers):
+                raise VerifyError(f"{where}: {ins.src.buffer} is not at level {ins.level.value}")
             if ins.level is Level.DRAM and ins.src.buffer in program.outputs:
                 raise VerifyError(f"{where}: region output {ins.src.buffer} read back from DRAM")
         if isinstance(ins, Store):
@@ -62,6 +64,7 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
         if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
             raise VerifyError(f"{kernel.name}: %{v.name} needs {s.per_lane} registers per lane")
     sram = group_reductions * s.units * s.lanes * max(dtype_bytes(v.dtype) for v in kernel.values.values())
+    sram += sum(b.nbytes for b in kernel.local_buffers.values())
     if sram > hw.sram_bytes_per_group:
         raise VerifyError(f"{kernel.name}: {sram} bytes of shared memory exceed {hw.sram_bytes_per_group}")
     if s.units * s.lanes > hw.max_threads_per_group:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..dataflow_graph.plan import ParallelStrategy
 from ..gir import expr as E
-from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store
+from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, Sync
 
 SYNC = object()   # marker between phases
 Segment = list   # lines of per-thread code, or SYNC
@@ -127,6 +127,7 @@ class KernelRenderer:
         self.allocs: list[str] = []
         self.segments: list = [[]]
         self._sram = 0
+        self.load_side = True   # tile plan: before the first barrier lanes follow the load
 
     # ---- thread geometry -------------------------------------------------------------
     def _tid(self) -> str:
@@ -153,18 +154,37 @@ class KernelRenderer:
 
     def _row_valid(self) -> str | None:
         s = self.s
+        if s.kind == "tile":
+            axes, text = self.kernel.axes, self._axis_text()
+            conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % 32]
+            return " and ".join(conds) or None
         if s.kind == "flat":
             return None if s.groups * s.units * s.lanes * s.vector == s.outer_size else f"{self._row()} < {s.outer_size}"
         return None if s.groups * s.rows_per_group == s.outer_size else f"{self._row()} < {s.outer_size}"
 
     def _n_valid(self, c: str) -> str | None:
         s = self.s
-        if s.kind == "flat" or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
+        if s.kind in ("flat", "tile") or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
             return None
         return f"{self._n_base(c)} + v < {s.row_size}"
 
+    def _tile_axis_text(self) -> dict[str, str]:
+        """g -> (other axes, tile of a, tile of b); lanes follow a before the barrier
+        (coalesced load) and b after it (coalesced store)."""
+        s = self.s
+        a, b = s.tile_axes
+        axes = self.kernel.axes
+        na, nb = -(-axes[a] // 32), -(-axes[b] // 32)
+        along, across = ("l", f"(u + {s.units} * c)")
+        a_off, b_off = (along, across) if self.load_side else (across, along)
+        out = {a: f"((g // {nb}) % {na} * 32 + {a_off})", b: f"(g % {nb} * 32 + {b_off})"}
+        rest = tuple(ax for ax in self.kernel.outer if ax.name not in (a, b))
+        return out | _coords(rest, f"(g // {na * nb})")
+
     def _axis_text(self, c: str = "c", v: str = "v") -> dict[str, str]:
         s = self.s
+        if s.kind == "tile":
+            return self._tile_axis_text()
         if s.kind == "flat":
             return _coords(self.kernel.outer, self._row(), v if s.vector > 1 else "")
         out = _coords(self.kernel.outer, self._row())
@@ -174,7 +194,7 @@ class KernelRenderer:
 
     # ---- values ----------------------------------------------------------------------
     def _is_row(self, name: str) -> bool:
-        return self.s.kind == "flat" or bool(self.kernel.values[name].axes & self.row_axes)
+        return self.s.kind in ("flat", "tile") or bool(self.kernel.values[name].axes & self.row_axes)
 
     def _ref(self, name: str, elem: str) -> str:
         return self.d.reg(name, elem if self._is_row(name) else "0")
@@ -213,7 +233,10 @@ class KernelRenderer:
     def render_instr(self, ins) -> None:
         if isinstance(ins, Identity):
             return
-        if isinstance(ins, Load):
+        if isinstance(ins, Sync):
+            self._sync()
+            self.load_side = False
+        elif isinstance(ins, Load):
             self._load(ins)
         elif isinstance(ins, Store):
             self._store(ins)
@@ -231,7 +254,7 @@ class KernelRenderer:
 
     def _load(self, ins: Load) -> None:
         p = self._printer(self._elem())
-        src = index_text(ins.src.buffer, [p.index(i) for i in ins.src.index])
+        src = self._slice_text(ins.src, p)
         dtype = self.kernel.values[ins.dst].dtype
         if ins.src.predicate is not None:
             src = f"T.if_then_else({p(ins.src.predicate)}, {src}, T.Cast(\"{dtype}\", 0))"
@@ -243,13 +266,26 @@ class KernelRenderer:
 
     def _store(self, ins: Store) -> None:
         p = self._printer(self._elem())
-        dst = index_text(ins.dst.buffer, [p.index(i) for i in ins.dst.index])
+        dst = self._slice_text(ins.dst, p)
         line = f"{dst} = {self._ref(ins.src, self._elem())}"
         if self._is_row(ins.src) or ins.dst.axes() & self.row_axes:
             vec = self.kernel.values[ins.src].dtype != "bool"
             self._emit(self._row_loop([line], vec, [self._row_valid(), self._n_valid("c")]))
         else:
             self._emit(self._guard([self._row_valid(), f"{self._t()} == 0"], [line]))
+
+    def _slice_text(self, sl, p: ExprPrinter) -> str:
+        """DRAM slices index the parameter; SRAM tiles are flat so that no pass can undo
+        their row padding (a 2-D tile could be compacted back to its accessed width)."""
+        index = [p.index(i) for i in sl.index]
+        local = self.kernel.local_buffers.get(sl.buffer)
+        if local is None:
+            return index_text(sl.buffer, index)
+        flat, stride = "0", 1
+        for dim, text in zip(reversed(local.shape), reversed(index)):
+            flat = f"{text} * {stride} + {flat}" if stride > 1 else f"{text} + {flat}"
+            stride *= dim
+        return f"{sl.buffer}[{flat}]"
 
     def _reduce(self, ins: Reduce) -> None:
         s = self.s
@@ -289,6 +325,8 @@ class KernelRenderer:
         s = self.s
         for name, val in self.kernel.values.items():
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
+        for buf in self.kernel.local_buffers.values():
+            self.allocs.append(self.d.sram_alloc(buf.name, _numel(buf.shape), buf.dtype))
         instrs = [i for i in self.kernel.instrs if not isinstance(i, Identity)]
         if s.serial > 1:
             self._render_streaming(instrs)
@@ -333,6 +371,13 @@ class KernelRenderer:
             self._cross_units(red, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
         for ins in after:
             self.render_instr(ins)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def _deps(ins, instrs) -> set[str]:
