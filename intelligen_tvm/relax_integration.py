@@ -138,7 +138,12 @@ class RegionSelector:
             raise Unsupported(reason)
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
-        return lower_region(stages, name, self.target_kind, emit=name != "trial")
+        try:
+            return lower_region(stages, name, self.target_kind, emit=name != "trial")
+        except Unsupported:
+            raise
+        except Exception as err:  # a bug of ours must cost speed, never the user's build
+            raise Unsupported(f"lowering failed ({type(err).__name__}: {err})") from err
 
     def _is_convex(self, group: set[int]) -> bool:
         """No path leaves the group and comes back (that would need the group to run twice)."""

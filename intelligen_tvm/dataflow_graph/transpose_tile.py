@@ -26,7 +26,7 @@ def transposed_axis(kernel: Kernel) -> str | None:
         return None
     inner = kernel.outer[-1].name
     for ins in kernel.instrs:
-        if not isinstance(ins, Load):
+        if not isinstance(ins, Load) or not ins.src.index:
             continue
         last = ins.src.index[-1]
         plain = [i.name for i in ins.src.index if isinstance(i, E.Var)]
@@ -44,7 +44,7 @@ def stage_through_sram(kernel: Kernel, a: str) -> Kernel:
     before, after, local = [], [], dict(kernel.local_buffers)
     values = dict(kernel.values)
     for ins in kernel.instrs:
-        last = ins.src.index[-1] if isinstance(ins, Load) else None
+        last = ins.src.index[-1] if isinstance(ins, Load) and ins.src.index else None
         if isinstance(last, E.Var) and last.name == a:
             tile = f"tile{len(local)}"
             local[tile] = Buffer(tile, (TILE, TILE + PAD), values[ins.dst].dtype, Level.SRAM)
