@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import shutil
+import subprocess
+from pathlib import Path
 import numpy as np
 import onnx
 import tvm
@@ -139,3 +142,31 @@ def assert_close(
             a, e, rtol=rtol, atol=atol, err_msg=f"{prefix}output {i} (max abs err "
             f"{max_abs_error([a], [e]):.3g})"
         )
+
+
+def device_sources(executable: Any, kind: str) -> list[str]:
+    """Generated source text of every ``kind`` module (e.g. "cuda") inside an executable."""
+    found, stack = [], [executable.mod]
+    while stack:
+        module = stack.pop()
+        if module.kind == kind:
+            found.append(module.inspect_source(""))
+        stack.extend(module.imports)
+    return found
+
+
+def nvcc_check(source_path: Path, arch: str) -> str:
+    """Compile generated CUDA source to a cubin with nvcc, when there is one, to prove it builds.
+
+    tvm.compile for cuda keeps the kernels as CUDA C source (the cubin is produced later, at
+    load time), so a finished tvm.compile alone does not show that the source compiles.
+    """
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return "nvcc not found: CUDA source not compiled"
+    cubin = source_path.with_suffix(".cubin")
+    cmd = [nvcc, f"-arch={arch}", "-cubin", "-w", "-o", str(cubin), str(source_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return f"nvcc FAILED ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
+    return f"nvcc -arch={arch} -cubin: OK ({cubin.stat().st_size} bytes)"

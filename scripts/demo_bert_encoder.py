@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import tvm
 import intelligen_tvm  # registers the "intelligen" relax pipeline
 from intelligen_tvm import suite
 from intelligen_tvm.frontend import from_onnx  # re-exported as intelligen_tvm.from_onnx
-from intelligen_tvm.testing import max_abs_error, reference_outputs, run, tolerances
+from intelligen_tvm.testing import device_sources, max_abs_error, nvcc_check, reference_outputs, run, tolerances
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS: dict[str, dict[str, Any]] = {
@@ -98,34 +96,6 @@ def format_report(report: dict[str, Any]) -> str:
         f"planned {_bytes(totals['dram_bytes_planned'])}"
     )
     return "\n".join(lines)
-
-
-def device_sources(executable: Any, kind: str) -> list[str]:
-    """Generated source text of every ``kind`` module (e.g. "cuda") inside an executable."""
-    found, stack = [], [executable.mod]
-    while stack:
-        module = stack.pop()
-        if module.kind == kind:
-            found.append(module.inspect_source(""))
-        stack.extend(module.imports)
-    return found
-
-
-def nvcc_check(source_path: Path, arch: str) -> str:
-    """Compile generated CUDA source to a cubin with nvcc, when there is one, to prove it builds.
-
-    tvm.compile for cuda keeps the kernels as CUDA C source (the cubin is produced later, at
-    load time), so a finished tvm.compile alone does not show that the source compiles.
-    """
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        return "nvcc not found: CUDA source not compiled"
-    cubin = source_path.with_suffix(".cubin")
-    cmd = [nvcc, f"-arch={arch}", "-cubin", "-w", "-o", str(cubin), str(source_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        return f"nvcc FAILED ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
-    return f"nvcc -arch={arch} -cubin: OK ({cubin.stat().st_size} bytes)"
 
 
 def _check_pipeline(name: str) -> None:
