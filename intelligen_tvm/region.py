@@ -13,7 +13,7 @@ from .dataflow_graph.rewrites import monotonic_rewrites
 from .gir.program import Kernel, Level, Load, Program, Store, slice_footprint
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
-from .gir_lowering.tir_reader import StageProgram
+from .gir_lowering.tir_reader import StageProgram, Unsupported
 
 
 @dataclass
@@ -64,12 +64,16 @@ def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool =
     """Raises `Unsupported` with the reason when the region cannot be taken.
 
     With `emit=False` (trial merges during region selection) no TIR is rendered."""
+    if not stages.outputs:
+        raise Unsupported("the region has no outputs")
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
     ideal = ideal_dram_bytes(fused, naive)
     optimized_kernel = monotonic_rewrites(fused, stages.inputs, stages.outputs)
     optimized_kernel = plan_kernel(optimized_kernel, stages.buffers, targets.hardware_model(target_kind))
-    optimized = Program(name, dict(stages.buffers), list(stages.inputs), list(stages.outputs), [optimized_kernel])
+    used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}
+    optimized = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs),
+                        [optimized_kernel])
     verify(optimized, targets.hardware_model(target_kind))
     lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
                             stage_program=stages)

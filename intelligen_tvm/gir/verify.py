@@ -63,7 +63,7 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
     for v in kernel.values.values():
         if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
             raise VerifyError(f"{kernel.name}: %{v.name} needs {s.per_lane} registers per lane")
-    sram = group_reductions * s.units * s.lanes * max(dtype_bytes(v.dtype) for v in kernel.values.values())
+    sram = group_reductions * s.units * s.lanes * max((dtype_bytes(v.dtype) for v in kernel.values.values()), default=4)
     sram += sum(b.nbytes for b in kernel.local_buffers.values())
     if sram > hw.sram_bytes_per_group:
         raise VerifyError(f"{kernel.name}: {sram} bytes of shared memory exceed {hw.sram_bytes_per_group}")
