@@ -151,12 +151,13 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> St
     for buf, name in zip(params, arg_names):
         buffer_names[buf] = name
         buffers[name] = _buffer(name, buf)
-    for buf in _root_alloc_buffers(func):
-        name = prefix + buf.name
+    for n, buf in enumerate(_root_alloc_buffers(func)):
+        # Intermediate names repeat (legalized GELU allocates several "T_multiply").
+        name = f"{prefix}{buf.name}" if f"{prefix}{buf.name}" not in buffers else f"{prefix}{buf.name}_{n}"
         buffer_names[buf] = name
         buffers[name] = _buffer(name, buf)
 
-    stages = [_read_block(r, buffer_names, prefix) for r in _block_realizes(func.body)]
+    stages = [_read_block(r, buffer_names, f"{prefix}{n}_") for n, r in enumerate(_block_realizes(func.body))]
     written = {s.out for s in stages}
     n_out = len(arg_names) - sum(1 for name in arg_names if name not in written)
     outputs = [n for n in arg_names if n in written]
