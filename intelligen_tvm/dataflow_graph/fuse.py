@@ -72,6 +72,17 @@ class _UnionFind:
         self.parent[self.find(a)] = self.find(b)
 
 
+def _unguarded_loads(expr: E.Expr) -> list[E.Load]:
+    """Loads outside select branches: a branch may index a smaller buffer (concat), so only
+    unguarded loads tie an axis to a buffer dimension."""
+    if isinstance(expr, E.Call) and expr.op == "select":
+        return _unguarded_loads(expr.args[0])
+    found = [expr] if isinstance(expr, E.Load) else []
+    for child in E.children(expr):
+        found += _unguarded_loads(child)
+    return found
+
+
 @dataclass
 class RegionSpace:
     outer: tuple[Axis, ...]
@@ -82,14 +93,16 @@ class RegionSpace:
 def unify_axes(region: FoldedRegion, prog: StageProgram) -> RegionSpace:
     uf = _UnionFind()
     extent: dict[object, int] = {}
-    for stage in region.stages:
+    # Unify through the stages as read, views included: a reshape's output dims tie the
+    # axes of all its consumers even though the fold then indexes the source directly.
+    for stage in prog.stages:
         for name, ext in (*stage.spatial, *stage.reduce):
             extent[name] = ext
             uf.find(name)
-        for ix, dim in zip(stage_out_index(stage, prog), range(10**9)):
+        for dim, ix in enumerate(stage_out_index(stage, prog)):
             if isinstance(ix, E.Var):
                 uf.union(ix.name, (stage.out, dim))
-        for ld in E.loads(stage.value):
+        for ld in _unguarded_loads(stage.value):
             for dim, ix in enumerate(ld.indices):
                 if isinstance(ix, E.Var):
                     uf.union(ix.name, (ld.buffer, dim))

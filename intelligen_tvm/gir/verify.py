@@ -21,7 +21,7 @@ def _check_slice(sl: Slice, kernel: Kernel, program: Program, where: str) -> Non
         unknown = free_vars(ix) - set(axes)
         if unknown:
             raise VerifyError(f"{where}: {sl.buffer} dim {dim} uses unknown axes {sorted(unknown)}")
-        if isinstance(ix, Var) and axes[ix.name] > size:
+        if isinstance(ix, Var) and axes[ix.name] > size and sl.predicate is None:
             raise VerifyError(f"{where}: {sl.buffer} dim {dim} of size {size} indexed by {ix.name}<{axes[ix.name]}>")
         if isinstance(ix, Const) and not 0 <= int(ix.value) < size:
             raise VerifyError(f"{where}: {sl.buffer} dim {dim} index {ix.value} out of bounds")

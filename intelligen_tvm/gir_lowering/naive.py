@@ -28,8 +28,8 @@ class StageEmitter:
         return name
 
     def operand(self, e: E.Expr, predicate: E.Expr | None = None) -> str | E.Expr:
-        if isinstance(e, E.Const):
-            return e
+        if isinstance(e, E.Const) or (not E.loads(e) and E.free_vars(e)):
+            return e   # a constant, or arithmetic on axes only (concat's bounds, iota)
         if isinstance(e, E.Load):
             index = tuple(self._hoist_gathers(i, predicate) for i in e.indices)
             sl = Slice(e.buffer, index, predicate)
@@ -51,8 +51,7 @@ class StageEmitter:
                 args = tuple(self.operand(a, predicate) for a in e.args)
             axes: set[str] = set()
             for a in args:
-                if isinstance(a, str):
-                    axes |= self.values[a].axes
+                axes |= self.values[a].axes if isinstance(a, str) else E.free_vars(a)
             dst = self._new(e.dtype, axes)
             self.instrs.append(Compute(dst, e.op, args))
             return dst

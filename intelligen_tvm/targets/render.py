@@ -243,7 +243,7 @@ class KernelRenderer:
         elif isinstance(ins, Compute):
             p = self._printer(self._elem())
             val = self.kernel.values[ins.dst]
-            args = [p.value_text[a] if isinstance(a, str) else const_text(a) for a in ins.args]
+            args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
             line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
             vec = val.dtype != "bool"
             self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
