@@ -106,6 +106,7 @@ def unify_axes(region: FoldedRegion, prog: StageProgram) -> RegionSpace:
             for dim, ix in enumerate(ld.indices):
                 if isinstance(ix, E.Var):
                     uf.union(ix.name, (ld.buffer, dim))
+    _unify_equal_views(prog, uf)
     classes: dict[object, int] = {}
     for name, ext in extent.items():
         root = uf.find(name)
@@ -141,6 +142,23 @@ def unify_axes(region: FoldedRegion, prog: StageProgram) -> RegionSpace:
         tuple(Axis(names[r], classes[r]) for r in row_order),
         rename,
     )
+
+
+def _unify_equal_views(prog: StageProgram, uf: _UnionFind) -> None:
+    """Two views computing the same re-indexing of the same source (two reshapes of one
+    tensor) are one tensor: their dims are the same axes."""
+    seen: dict[tuple, str] = {}
+    for stage in prog.stages:
+        if stage.reducer is not None or not isinstance(stage.value, E.Load):
+            continue
+        out_index = stage_out_index(stage, prog)
+        positional = {ix.name: E.Var("int32", f"_d{d}") for d, ix in enumerate(out_index) if isinstance(ix, E.Var)}
+        key = (stage.value.buffer, prog.buffers[stage.out].shape,
+               tuple(E.substitute(i, positional) for i in stage.value.indices))
+        other = seen.setdefault(key, stage.out)
+        if other != stage.out:
+            for dim in range(len(prog.buffers[stage.out].shape)):
+                uf.union((stage.out, dim), (other, dim))
 
 
 def _axis_order(prog: StageProgram, uf: _UnionFind, roots: set) -> list:
