@@ -233,3 +233,30 @@ def eval_gir(program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             else:
                 raise TypeError(ins)
     return bufs
+
+
+def chain_stages(fn: Callable, shapes, dtypes=None) -> tuple[StageProgram, dict[str, np.ndarray]]:
+    """Every call of a legalized Relax function read into ONE stage program (no region
+    selection): params keep their names, constants become inputs `constK`, the result is the
+    only output.  Returns the program and the constants' values."""
+    from intelligen_tvm.gir_lowering.tir_reader import concat_programs
+
+    mod = legalized(fn, shapes, dtypes)
+    consts: dict[str, np.ndarray] = {}
+    parts, produced, inputs = [], set(), []
+    bindings = list(mod["main"].body.blocks[0].bindings)
+    for n, b in enumerate(bindings):
+        call = b.value
+        names = []
+        for a in call.args[1].fields:
+            if isinstance(a, tvm.ir.GenericConst):
+                name = f"const{len(consts)}"
+                consts[name] = a.value.numpy()
+            else:
+                name = a.name
+            names.append(name)
+            if name not in produced and name not in inputs:
+                inputs.append(name)
+        parts.append(read_prim_func(mod[call.args[0]], [*names, b.var.name], f"c{n}_"))
+        produced.add(b.var.name)
+    return concat_programs(parts, inputs, [bindings[-1].var.name]), consts
