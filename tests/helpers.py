@@ -199,6 +199,7 @@ def eval_gir(program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env: dict = {a.name: g for a, g in zip(axes, grids)}
         n_outer = len(k.outer)
         vals: dict[str, np.ndarray] = {}
+        staged: dict[tuple, np.ndarray] = {}
 
         def ev(e):
             if isinstance(e, E.ValueRef):
@@ -212,7 +213,9 @@ def eval_gir(program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for ins in k.instrs:
             if isinstance(ins, (Identity, Sync)):
                 continue
-            if isinstance(ins, Load):
+            if isinstance(ins, Load) and ins.src.buffer in getattr(k, "local_buffers", {}):
+                vals[ins.dst] = staged[(ins.src.buffer, ins.src.index)]
+            elif isinstance(ins, Load):
                 dtype = k.values[ins.dst].dtype
                 value = np.broadcast_to(ev(E.Load(dtype, ins.src.buffer, ins.src.index)), shape)
                 if ins.src.predicate is not None:
@@ -227,6 +230,10 @@ def eval_gir(program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 red = tuple(range(n_outer, len(axes)))
                 r = combine(eval_expr(ins.init, {}, bufs), fn(vals[ins.src], axis=red, keepdims=True))
                 vals[ins.dst] = np.broadcast_to(r.astype(k.values[ins.dst].dtype), shape)
+            elif isinstance(ins, Store) and ins.dst.buffer in getattr(k, "local_buffers", {}):
+                # An on-chip tile is per group: the interpreter, which runs all groups at once,
+                # reads back what this kernel staged through the same slice.
+                staged[(ins.dst.buffer, ins.dst.index)] = vals[ins.src]
             elif isinstance(ins, Store):
                 idx = tuple(np.broadcast_to(np.asarray(ev(i)).astype(np.int64), shape) for i in ins.dst.index)
                 bufs[ins.dst.buffer][idx] = vals[ins.src]
