@@ -9,7 +9,7 @@ import pytest
 from intelligen_tvm.dataflow_graph.plan import HardwareModel, ParallelStrategy
 from intelligen_tvm.gir import expr as E
 from intelligen_tvm.gir.program import (
-    Axis, Buffer, Compute, Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, Value,
+    Axis, Buffer, Compute, Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, Sync, Value,
 )
 from intelligen_tvm.gir.verify import VerifyError, verify
 
@@ -177,3 +177,51 @@ def test_shared_memory_capacity() -> None:
     s = row_strategy(t=256, vector=1, rows_per_group=1)   # 8 units * 32 lanes * 4 bytes = 1 KiB
     with pytest.raises(VerifyError, match="bytes of shared memory exceed 256"):
         verify(program(good_kernel(Scope.GROUP, s)), tiny)
+
+
+# ---- gaps: checks the design brief asks of the verifier that it does not make yet ---------------
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gir/verify.py _check_slice bounds-checks only plain Var and Const indices: an affine "
+           "index such as o0 + 1 over a dim of size o0's extent reads out of bounds unnoticed",
+)
+def test_affine_index_out_of_bounds() -> None:
+    shifted = E.Call(I32, "add", (v("o0"), E.Const(I32, 1)))     # o0 + 1 reaches 64 on a dim of 64
+    k = with_instr(good_kernel(), 0, Load("x", Slice("x", (shifted, v("r0")))))
+    with pytest.raises(VerifyError, match="out of bounds"):
+        verify(program(k), HW)
+
+
+def _staged_kernel(with_sync: bool) -> tuple[Kernel, Program]:
+    """x -> reg -> SRAM tile -> (sync) -> reg -> out: the transpose-tile shape of code."""
+    tile = Buffer("tile", (ROWS, N), F32, Level.SRAM)
+    k = good_kernel()
+    k.values["x2"] = Value("x2", F32, frozenset({"o0", "r0"}))
+    instrs = [k.instrs[0], Store(Slice("tile", (v("o0"), v("r0"))), "x", Level.SRAM)]
+    if with_sync:
+        instrs.append(Sync(Level.SRAM))
+    instrs += [Load("x2", Slice("tile", (v("o0"), v("r0"))), Level.SRAM),
+               Store(Slice("out", (v("o0"), v("r0"))), "x2")]
+    s = ParallelStrategy("flat", ROWS * N // 256, 8, 32, 1, 256, 1, 1, 1, ROWS * N, 1)
+    k = replace(k, instrs=instrs, row=(), outer=(Axis("o0", ROWS), Axis("r0", N)), strategy=s,
+                local_buffers={"tile": tile})
+    return k, Program("p", {"x": Buffer("x", (ROWS, N), F32), "out": Buffer("out", (ROWS, N), F32)},
+                      ["x"], ["out"], [k])
+
+
+def test_staged_copy_with_a_barrier_verifies() -> None:
+    k, prog = _staged_kernel(with_sync=True)
+    small = replace(HW, sram_bytes_per_group=ROWS * N * 4)
+    verify(prog, small)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gir/verify.py has no sync-legality check: an SRAM load of data other lanes stored, "
+           "with no Sync(SRAM) in between, is accepted (design brief: verifier checks sync legality)",
+)
+def test_sram_read_after_write_without_a_barrier() -> None:
+    k, prog = _staged_kernel(with_sync=False)
+    with pytest.raises(VerifyError, match="sync"):
+        verify(prog, replace(HW, sram_bytes_per_group=ROWS * N * 4))
