@@ -118,6 +118,10 @@ def unify_axes(region: FoldedRegion, prog: StageProgram) -> RegionSpace:
             buf_ext = prog.buffers[key[0]].shape[key[1]]
             if root in classes and classes[root] != buf_ext:
                 raise Unsupported(f"buffer {key[0]} dim {key[1]} is indexed over a different extent")
+    # Only axes the kept stages iterate are axes of the kernel; a folded view's own dims
+    # served to unify and are gone (channel shuffle's 5-d intermediate).
+    kept = {uf.find(n) for s in region.stages for n, _ in (*s.spatial, *s.reduce)}
+    classes = {root: ext for root, ext in classes.items() if root in kept}
     row_roots = {uf.find(n) for s in region.stages for n, _ in s.reduce}
     for stage in region.stages:
         roots = [uf.find(n) for n, _ in (*stage.spatial, *stage.reduce)]
@@ -136,7 +140,7 @@ def unify_axes(region: FoldedRegion, prog: StageProgram) -> RegionSpace:
     outer_roots = [r for r in order if r not in row_roots]
     row_order = [r for r in order if r in row_roots]
     names = {r: f"o{i}" for i, r in enumerate(outer_roots)} | {r: f"r{i}" for i, r in enumerate(row_order)}
-    rename = {n: E.Var("int32", names[uf.find(n)]) for n in extent}
+    rename = {n: E.Var("int32", names[uf.find(n)]) for n in extent if uf.find(n) in names}
     return RegionSpace(
         tuple(Axis(names[r], classes[r]) for r in outer_roots),
         tuple(Axis(names[r], classes[r]) for r in row_order),
