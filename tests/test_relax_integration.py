@@ -26,15 +26,6 @@ REGION_KEYS = {"name", "ops", "handled_by", "dram_bytes_ideal", "dram_bytes_naiv
                "dram_bytes_planned", "kernels", "strategy"}
 ONE_KERNEL = ["softmax", "attention_softmax", "long_softmax", "layer_norm", "add_layer_norm",
               "decomposed_layer_norm", "rms_norm", "bert_embedding"]
-CHANNEL_SHUFFLE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="regression since 9868c8b (fuse.unify_axes unifies through folded views): "
-           "channel_shuffle's final reshape becomes a second, fallback region",
-)
-
-
-def _with_shuffle_xfail():
-    return [pytest.param(n, marks=CHANNEL_SHUFFLE_XFAIL) if n == "channel_shuffle" else n for n in NAMES]
 
 
 def _call_tirs(mod: tvm.IRModule) -> list[str]:
@@ -77,7 +68,7 @@ def test_suite_case_matches_onnx_reference(name: str) -> None:
         assert _implemented(executable, region["name"]) == (region["handled_by"] == "intelligen")
 
 
-@pytest.mark.parametrize("name", _with_shuffle_xfail())
+@pytest.mark.parametrize("name", NAMES)
 def test_explain_reports_one_ideal_region(name: str) -> None:
     report = intelligen_tvm.explain(intelligen_tvm.from_onnx(suite_model(name)), LLVM)
     assert report["target"] == "llvm"

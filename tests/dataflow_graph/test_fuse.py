@@ -88,12 +88,6 @@ def test_reshape_then_transpose_folds_into_one_load() -> None:
                                   x.reshape(2, 2, 6, 7, 7).transpose(0, 2, 1, 3, 4))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="regression since 9868c8b: unify_axes() now unifies through folded view stages, so "
-           "the 5-d intermediate of the channel shuffle adds outer axes the 4-d output does not "
-           "index -> Unsupported('output ... is not indexed by every outer axis')",
-)
 def test_channel_shuffle_views_fold_to_a_single_stage() -> None:
     fn = lambda x: op.reshape(op.permute_dims(op.reshape(x, (2, 2, 6, 7, 7)), [0, 2, 1, 3, 4]),  # noqa: E731
                               (2, 12, 7, 7))

@@ -21,17 +21,6 @@ from tests.helpers import suite_model
 
 CUDA = {"kind": "cuda", "arch": "sm_90"}
 NAMES = [c.name for c in suite.SUITE]
-CHANNEL_SHUFFLE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="regression since 9868c8b (fuse.unify_axes unifies through folded views): the final "
-           "reshape of channel_shuffle is split off into a fallback region, which on CUDA is a "
-           "separate reshape1_kernel copy (2x the DRAM traffic)",
-)
-
-
-def _params(xfail_channel_shuffle: bool):
-    return [pytest.param(n, marks=CHANNEL_SHUFFLE_XFAIL) if n == "channel_shuffle" and xfail_channel_shuffle
-            else n for n in NAMES]
 
 
 @functools.cache
@@ -60,7 +49,7 @@ def _regions(name: str) -> list[dict]:
     return cuda_build(name)[0]["regions"]
 
 
-@pytest.mark.parametrize("name", _params(True))
+@pytest.mark.parametrize("name", NAMES)
 def test_every_region_is_taken_by_intelligen(name: str) -> None:
     report, source = cuda_build(name)
     assert report["target"] == "cuda"
