@@ -283,7 +283,8 @@ def _topological(bindings: list) -> list:
 def region_report(name: str, region: Region) -> dict:
     if region.lowered is None:
         return {"name": name, "ops": region.ops, "handled_by": "fallback", "reason": region.reason,
-                "kernels": len(region.calls)}
+                "dram_bytes_ideal": None, "dram_bytes_naive": None, "dram_bytes_planned": None,
+                "kernels": len(region.calls), "strategy": None}
     lw = region.lowered
     return {
         "name": name, "ops": region.ops, "handled_by": "intelligen",
@@ -329,13 +330,15 @@ def apply_regions(mod: tvm.IRModule, target_kind: str) -> tuple[tvm.IRModule, li
     return mod, reports
 
 
+def _preparation_passes() -> list:
+    """What runs before region selection, in the pipeline and in explain() alike."""
+    return [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan(),
+            relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant()]
+
+
 def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
-    seq = tvm.transform.Sequential([
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-    ])
-    return seq(mod)
+    return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
 def intelligen_regions_pass(target: tvm.target.Target) -> tvm.transform.Pass:
@@ -380,10 +383,8 @@ def intelligen_pipeline() -> tvm.transform.Pass:
             rest = [dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                             dl.gpu.GeneralReduction(), dl.gpu.Fallback())]
         seq = tvm.transform.Sequential(
-            [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan(),
-             relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-             relax.transform.FoldConstant(), intelligen_regions_pass(target),
-             relax.transform.FuseOps(), relax.transform.FuseTIR()]
+            _preparation_passes()
+            + [intelligen_regions_pass(target), relax.transform.FuseOps(), relax.transform.FuseTIR()]
             + rest
             + [rp.default_build_pipeline()]
         )

@@ -100,7 +100,7 @@ def run(
     """Run ``main`` of a built executable in the Relax VM on ``target``'s device."""
     device = device_for(target)
     vm = tvm.relax.VirtualMachine(executable, device)
-    args = [tvm.runtime.tensor(np.ascontiguousarray(a), device) for a in inputs]
+    args = [tvm.runtime.tensor(np.array(a, copy=True, order="C"), device) for a in inputs]
     return to_numpy(vm["main"](*args))
 
 

@@ -154,12 +154,6 @@ def test_unlowerable_op_is_reported_as_fallback_with_a_reason() -> None:
     assert by_op["tir_exp"]["handled_by"] == "intelligen"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relax_integration.region_report() gives fallback regions only name/ops/handled_by/"
-           "reason/kernels: the README (and tests/test_demo_bert_encoder.py REGION_KEYS) promise "
-           "dram_bytes_ideal/naive/planned and strategy for every region",
-)
 def test_fallback_region_has_every_report_key() -> None:
     report = intelligen_tvm.explain(intelligen_tvm.from_onnx(_model_with("argmax")), LLVM)
     for region in report["regions"]:
@@ -167,12 +161,6 @@ def test_fallback_region_has_every_report_key() -> None:
 
 
 @pytest.mark.parametrize("kind", ["cumsum", "topk"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain() prepares the module with LegalizeOps only (relax_integration._prepare), but "
-           "the pipeline first runs DispatchSortScan: cumsum/topk become call_tir there and are "
-           "fallback regions in the build, yet explain() does not list them at all",
-)
 def test_explain_lists_dispatched_ops_as_fallback(kind: str) -> None:
     report = intelligen_tvm.explain(intelligen_tvm.from_onnx(_model_with(kind)), LLVM)
     ops = [op for r in report["regions"] for op in r["ops"]]
@@ -258,11 +246,6 @@ def test_gather_with_negative_ids() -> None:
     _compile_and_check(model, True, inputs=[ids])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intelligen_tvm/testing.py run(): np.ascontiguousarray() turns a 0-d input into shape "
-           "(1,), so the VM rejects scalar graph inputs ('expect Tensor with ndim 0 but get 1')",
-)
 def test_scalar_graph_input() -> None:
     model = _onnx([helper.make_node("Add", ["x", "x"], ["out"])], [("x", [])], ["out"])
     _compile_and_check(model, True, inputs=[np.array(1.5, dtype=np.float32)])

@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-from .expr import Const, Var, free_vars, loads
-from .program import Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, dtype_bytes
+from .expr import Call, Const, Expr, Var, free_vars, loads
+from .program import Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, Sync, dtype_bytes
 
 
 class VerifyError(Exception):
     pass
+
+
+def index_bounds(ix: Expr, axes: dict[str, int]) -> tuple[int, int] | None:
+    """Interval of an integer index over the axes' ranges, or None when not affine-like."""
+    if isinstance(ix, Const):
+        return int(ix.value), int(ix.value)
+    if isinstance(ix, Var):
+        return 0, axes[ix.name] - 1
+    if not isinstance(ix, Call) or len(ix.args) != 2:
+        return None
+    a, b = (index_bounds(x, axes) for x in ix.args)
+    if a is None or b is None:
+        return None
+    if ix.op == "add":
+        return a[0] + b[0], a[1] + b[1]
+    if ix.op == "sub":
+        return a[0] - b[1], a[1] - b[0]
+    if ix.op == "mul":
+        products = [x * y for x in a for y in b]
+        return min(products), max(products)
+    if ix.op == "floordiv" and b[0] == b[1] and b[0] > 0:
+        return a[0] // b[0], a[1] // b[0]
+    if ix.op == "floormod" and b[0] == b[1] and b[0] > 0:
+        return (a[0], a[1]) if 0 <= a[0] and a[1] < b[0] else (0, b[0] - 1)
+    return None
+
+
+def _check_sync(kernel: Kernel) -> None:
+    """Lanes read SRAM that other lanes wrote only after a barrier."""
+    written: set[str] = set()
+    for n, ins in enumerate(kernel.instrs):
+        if isinstance(ins, Sync):
+            written.clear()
+        elif isinstance(ins, Store) and ins.level is Level.SRAM:
+            written.add(ins.dst.buffer)
+        elif isinstance(ins, Load) and ins.level is Level.SRAM and ins.src.buffer in written:
+            raise VerifyError(f"{kernel.name}#{n}: {ins.src.buffer} read before a sync after its write")
 
 
 def _check_slice(sl: Slice, kernel: Kernel, program: Program, where: str) -> None:
@@ -23,13 +60,15 @@ def _check_slice(sl: Slice, kernel: Kernel, program: Program, where: str) -> Non
             raise VerifyError(f"{where}: {sl.buffer} dim {dim} uses unknown axes {sorted(unknown)}")
         if isinstance(ix, Var) and axes[ix.name] > size and sl.predicate is None:
             raise VerifyError(f"{where}: {sl.buffer} dim {dim} of size {size} indexed by {ix.name}<{axes[ix.name]}>")
-        if isinstance(ix, Const) and not 0 <= int(ix.value) < size:
-            raise VerifyError(f"{where}: {sl.buffer} dim {dim} index {ix.value} out of bounds")
+        bounds = index_bounds(ix, axes)
+        if bounds is not None and sl.predicate is None and not (0 <= bounds[0] and bounds[1] < size):
+            raise VerifyError(f"{where}: {sl.buffer} dim {dim} index in [{bounds[0]}, {bounds[1]}] out of bounds of {size}")
         for ld in loads(ix):
             _check_slice(Slice(ld.buffer, ld.indices), kernel, program, where)
 
 
 def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
+    _check_sync(kernel)
     defined: set[str] = set()
     row_axes = {a.name for a in kernel.row}
     s = kernel.strategy

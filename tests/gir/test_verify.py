@@ -179,13 +179,8 @@ def test_shared_memory_capacity() -> None:
         verify(program(good_kernel(Scope.GROUP, s)), tiny)
 
 
-# ---- gaps: checks the design brief asks of the verifier that it does not make yet ---------------
+# ---- bounds of affine indices and barrier legality ------------------------------------------
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gir/verify.py _check_slice bounds-checks only plain Var and Const indices: an affine "
-           "index such as o0 + 1 over a dim of size o0's extent reads out of bounds unnoticed",
-)
 def test_affine_index_out_of_bounds() -> None:
     shifted = E.Call(I32, "add", (v("o0"), E.Const(I32, 1)))     # o0 + 1 reaches 64 on a dim of 64
     k = with_instr(good_kernel(), 0, Load("x", Slice("x", (shifted, v("r0")))))
@@ -216,11 +211,6 @@ def test_staged_copy_with_a_barrier_verifies() -> None:
     verify(prog, small)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gir/verify.py has no sync-legality check: an SRAM load of data other lanes stored, "
-           "with no Sync(SRAM) in between, is accepted (design brief: verifier checks sync legality)",
-)
 def test_sram_read_after_write_without_a_barrier() -> None:
     k, prog = _staged_kernel(with_sync=False)
     with pytest.raises(VerifyError, match="sync"):
