@@ -14,7 +14,7 @@ import tvm
 from tvm import tirx
 from tvm.s_tir import SBlock, SBlockRealize
 
-from ..gir.expr import Call, Const, Expr, Load, Var
+from ..gir.expr import UNARY_OPS, Call, Const, Expr, Load, Var
 from ..gir.program import Buffer
 
 
@@ -47,11 +47,7 @@ _BINARY = {
     tirx.LT: "lt", tirx.LE: "le", tirx.GT: "gt", tirx.GE: "ge", tirx.EQ: "eq", tirx.NE: "ne",
     tirx.And: "and", tirx.Or: "or",
 }
-_INTRINSICS = {
-    "exp", "log", "sqrt", "rsqrt", "erf", "tanh", "sigmoid", "fabs", "floor", "ceil", "round",
-    "sin", "cos", "tan", "exp2", "log2", "log1p", "pow", "trunc", "nearbyint",
-}
-_RENAMED = {"fabs": "abs", "nearbyint": "round"}
+_RENAMED = {"fabs": "abs", "nearbyint": "round"}   # TIR intrinsic name -> GIR op
 _COMBINERS = {"add": "sum", "max": "max", "min": "min", "mul": "prod"}
 
 
@@ -94,8 +90,9 @@ class _ExprReader:
             op = str(e.op.name).split(".")[-1]
             if op == "if_then_else":
                 return Call(dtype, "select", tuple(sub(a) for a in e.args))
-            if op in _INTRINSICS:
-                return Call(dtype, _RENAMED.get(op, op), tuple(sub(a) for a in e.args))
+            gir_op = _RENAMED.get(op, op)
+            if gir_op in UNARY_OPS or gir_op == "pow":
+                return Call(dtype, gir_op, tuple(sub(a) for a in e.args))
             raise Unsupported(f"intrinsic {op} has no GIR lowering")
         raise Unsupported(f"expression {type(e).__name__} has no GIR lowering")
 

@@ -18,7 +18,6 @@ from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, Sync
 
 SYNC = object()   # marker between phases
-Segment = list   # lines of per-thread code, or SYNC
 
 
 class Dialect(Protocol):
@@ -32,7 +31,7 @@ class Dialect(Protocol):
 _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})", "min": "T.min({a}, {b})"}
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-_UNARY_FN = {"abs": "T.fabs", "neg": None, "not": "T.bitwise_not"}
+_FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
 
 
 def combine_text(op: str, a: str, b: str) -> str:
@@ -99,7 +98,7 @@ def call_text(op: str, dtype: str, args: list[str]) -> str:
         return f'T.Cast("{dtype}", {args[0]})'
     if op in ("max", "min", "pow"):
         return f"T.{op}({args[0]}, {args[1]})"
-    fn = _UNARY_FN.get(op) or f"T.{op}"
+    fn = _FUNCTION_NAMES.get(op, f"T.{op}")
     return f"{fn}({', '.join(args)})"
 
 
@@ -181,15 +180,15 @@ class KernelRenderer:
         rest = tuple(ax for ax in self.kernel.outer if ax.name not in (a, b))
         return out | _coords(rest, f"(g // {na * nb})")
 
-    def _axis_text(self, c: str = "c", v: str = "v") -> dict[str, str]:
+    def _axis_text(self) -> dict[str, str]:
         s = self.s
         if s.kind == "tile":
             return self._tile_axis_text()
         if s.kind == "flat":
-            return _coords(self.kernel.outer, self._row(), v if s.vector > 1 else "")
+            return _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
         out = _coords(self.kernel.outer, self._row())
         if self.kernel.row:
-            out |= _coords(self.kernel.row, self._n_base(c), v if s.vector > 1 else "")
+            out |= _coords(self.kernel.row, self._n_base("c"), "v" if s.vector > 1 else "")
         return out
 
     # ---- values ----------------------------------------------------------------------
