@@ -92,72 +92,92 @@ def _main_load(kernel: Kernel, buffers) -> Load | None:
     return max(lds, key=lambda ld: slice_footprint(ld.src, kernel.axes, buffers, kernel.values))
 
 
-def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
-    outer = _prod(a.extent for a in kernel.outer)
+def plan_family(kernel: Kernel, buffers) -> str:
+    """Which kind of plan the region's shape calls for (the knobs come separately)."""
     if not kernel.row:
         a = transposed_axis(kernel)
         if a is not None and kernel.axes[a] >= TILE // 2 and kernel.outer[-1].extent >= TILE // 2:
-            return _tile(stage_through_sram(kernel, a), a, hw)
-        return replace(kernel, strategy=_flat(kernel, outer, buffers, hw))
-    n = _prod(a.extent for a in kernel.row)
+            return "tile"
+        return "flat"
     main = _main_load(kernel, buffers)
-    last = main.src.index[-1] if main is not None else None
-    outer_names = {a.name for a in kernel.outer}
-    if isinstance(last, E.Var) and last.name in outer_names and kernel.outer and last.name == kernel.outer[-1].name:
-        strategy = _column(kernel, outer, n, hw)
+    last = main.src.index[-1] if main is not None and main.src.index else None
+    if isinstance(last, E.Var) and kernel.outer and last.name == kernel.outer[-1].name:
+        return "column"
+    return "row"
+
+
+def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel) -> Kernel:
+    """Attach a strategy; reduction scopes follow from how many threads share a row, and a
+    tile strategy stages its transposed loads through SRAM."""
+    if strategy.kind == "tile":
+        kernel = stage_through_sram(kernel, strategy.tile_axes[0])
+    if strategy.kind == "column":
+        _check_single_pass(kernel)
+    scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
+    if strategy.kind == "column":
         scope = Scope.GROUP
-    else:
-        strategy = _row(kernel, outer, n, buffers, hw)
-        scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
     instrs = [replace(i, scope=scope) if isinstance(i, Reduce) else i for i in kernel.instrs]
     return replace(kernel, instrs=instrs, strategy=strategy)
 
 
-def _tile(kernel: Kernel, a: str, hw: HardwareModel) -> Kernel:
+def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
+    """The default plan: one good choice of knobs per family."""
+    family = plan_family(kernel, buffers)
+    if family == "tile":
+        strategy = tile_strategy(kernel, hw, units=8)
+    elif family == "flat":
+        width = max(dtype_bytes(b.dtype) for b in buffers.values())
+        vec = _vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
+        strategy = flat_strategy(kernel, hw, units=8, vector=vec)
+    elif family == "column":
+        strategy = column_strategy(kernel, hw, units=8, chunks=4)
+    else:
+        n = _prod(a.extent for a in kernel.row)
+        lanes = hw.lanes_per_unit
+        t = lanes if n <= 32 * lanes else min(hw.max_threads_per_group, max(2 * lanes, _pow2_at_least(-(-n // 16))))
+        vec = _vector_width(kernel.row[-1].extent, 4, hw)
+        while vec > 1 and n < t * vec:
+            vec //= 2
+        strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
+        if strategy.per_lane > hw.reg_elems_per_lane:
+            raise Unsupported(f"a row of {n} elements does not fit in registers of {t} lanes")
+    return with_strategy(kernel, strategy, hw)
+
+
+def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStrategy:
     """One group per TILE x TILE tile of (a, innermost); lanes along a TILE edge, units
     stride over the other, each lane handles TILE / units elements."""
-    units = 8
-    b = kernel.outer[-1].name
+    a, b = transposed_axis(kernel), kernel.outer[-1].name
     axes = kernel.axes
     tiles = -(-axes[a] // TILE) * -(-axes[b] // TILE)
     rest = _prod(ax.extent for ax in kernel.outer if ax.name not in (a, b))
-    strategy = ParallelStrategy("tile", rest * tiles, units, hw.lanes_per_unit, 1, TILE, 1,
-                                TILE // units, 1, _prod(axes.values()), 1, tile_axes=(a, b))
-    return replace(kernel, strategy=strategy)
+    return ParallelStrategy("tile", rest * tiles, units, hw.lanes_per_unit, 1, TILE, 1,
+                            TILE // units, 1, _prod(axes.values()), 1, tile_axes=(a, b))
 
 
-def _flat(kernel: Kernel, outer: int, buffers, hw: HardwareModel) -> ParallelStrategy:
-    width = max(dtype_bytes(b.dtype) for b in buffers.values())
-    vec = _vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
-    units = 8
+def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) -> ParallelStrategy:
+    outer = _prod(a.extent for a in kernel.outer)
     threads = units * hw.lanes_per_unit
-    groups = max(1, -(-outer // (threads * vec)))
-    return ParallelStrategy("flat", groups, units, hw.lanes_per_unit, 1, threads, vec, 1, 1, outer, 1)
+    groups = max(1, -(-outer // (threads * vector)))
+    return ParallelStrategy("flat", groups, units, hw.lanes_per_unit, 1, threads, vector, 1, 1, outer, 1)
 
 
-def _row(kernel: Kernel, rows: int, n: int, buffers, hw: HardwareModel) -> ParallelStrategy:
+def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector: int,
+                 rows_per_group: int) -> ParallelStrategy:
+    """`threads_per_row` lanes (a sub-warp, a warp or several warps) own a row."""
+    rows = _prod(a.extent for a in kernel.outer)
+    n = _prod(a.extent for a in kernel.row)
     lanes = hw.lanes_per_unit
-    if n <= 32 * lanes:
-        t = lanes
-    else:
-        t = min(hw.max_threads_per_group, max(2 * lanes, _pow2_at_least(-(-n // 16))))
-    vec = _vector_width(kernel.row[-1].extent, 4, hw)
-    while vec > 1 and n < t * vec:
-        vec //= 2
-    chunks = -(-n // (t * vec))
-    if chunks * vec > hw.reg_elems_per_lane:
-        raise Unsupported(f"a row of {n} elements does not fit in registers of {t} lanes")
-    rows_per_group = 4 if t == lanes else 1
-    units = rows_per_group * t // lanes
+    chunks = -(-n // (threads_per_row * vector))
+    units = rows_per_group * threads_per_row // lanes
     groups = -(-rows // rows_per_group)
-    return ParallelStrategy("row", groups, units, lanes, t, rows_per_group, vec, chunks, 1, rows, n)
+    return ParallelStrategy("row", groups, units, lanes, threads_per_row, rows_per_group, vector, chunks, 1, rows, n)
 
 
-def _column(kernel: Kernel, rows: int, n: int, hw: HardwareModel) -> ParallelStrategy:
-    _check_single_pass(kernel)
+def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) -> ParallelStrategy:
+    rows = _prod(a.extent for a in kernel.outer)
+    n = _prod(a.extent for a in kernel.row)
     lanes = hw.lanes_per_unit
-    units = 8
-    chunks = 4
     serial = -(-n // (units * chunks))
     groups = -(-rows // lanes)
     return ParallelStrategy("column", groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
