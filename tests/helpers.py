@@ -63,7 +63,7 @@ def read_single(fn: Callable, shapes, arg_names: Sequence[str], dtypes=None, pre
 def run_prim_func(func: tvm.tirx.PrimFunc, inputs: Sequence[np.ndarray], target=LLVM) -> list[np.ndarray]:
     """Build a PrimFunc alone and run it on numpy inputs; returns its outputs (the remaining params)."""
     lib = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)
-    args = [tvm.runtime.tensor(np.ascontiguousarray(a)) for a in inputs]
+    args = [tvm.runtime.tensor(np.array(a, copy=True, order="C")) for a in inputs]
     outs = [tvm.runtime.tensor(np.zeros([int(d) for d in p.ty.shape], str(p.ty.dtype)))
             for p in func.params[len(inputs):]]
     lib["main"](*args, *outs)
