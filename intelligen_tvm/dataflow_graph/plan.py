@@ -31,6 +31,9 @@ class HardwareModel:
     sram_bytes_per_group: int
     reg_elems_per_lane: int
     vector_bytes: int
+    processors: int = 1                     # SMs / compute units running groups concurrently
+    max_threads_per_processor: int = 2048
+    dram_gbps: float = 100.0                # nominal DRAM bandwidth (datasheet), for the prior only
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from ..dataflow_graph.plan import HardwareModel
 class HardwarePreset:
     name: str
     model: HardwareModel
-    num_groups_resident: int   # streaming multiprocessors (or compute units)
 
 
+# H100 SXM datasheet values: 132 SMs, 2048 threads per SM, 3.35 TB/s HBM3.
 NVIDIA_SM90 = HardwarePreset(
     "nvidia-sm90",
     HardwareModel(lanes_per_unit=32, max_threads_per_group=1024, sram_bytes_per_group=48 * 1024,
-                  reg_elems_per_lane=64, vector_bytes=16),
-    num_groups_resident=132,
+                  reg_elems_per_lane=64, vector_bytes=16, processors=132,
+                  max_threads_per_processor=2048, dram_gbps=3350.0),
 )
 
 PRESETS = {"cuda": NVIDIA_SM90, "llvm": NVIDIA_SM90}

@@ -1,0 +1,27 @@
+"""Analytical prior: a time estimate for ranking candidates when no trained model exists.
+
+A memory-bound kernel takes its DRAM bytes over the bandwidth it can draw.  The bandwidth
+it draws falls with low occupancy (too few bytes in flight), partial last waves, strided
+loads, scalar (unvectorized) access and serial reduction tails; launch costs a few us.
+The constants are rough by design: the prior only has to order candidates sensibly.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..dataflow_graph.plan import HardwareModel
+
+LAUNCH_US = 3.0
+
+
+def predicted_time_us(f: dict[str, float], hw: HardwareModel) -> float:
+    efficiency = min(1.0, 0.25 + f["occupancy"])                     # latency hiding
+    waves = f["waves"]
+    efficiency *= waves / math.ceil(waves) if waves >= 1 else waves  # idle processors
+    efficiency *= 1.0 / (1.0 + 3.0 * f["strided_loads"] / max(1.0, f["n_loads"]))
+    efficiency *= {1.0: 0.6, 2.0: 0.85}.get(f["vector"], 1.0)
+    transfer_us = f["dram_bytes"] / (hw.dram_gbps * 1e3 * max(efficiency, 1e-3))
+    sync_us = 0.02 * f["n_syncs"] * f["serial_steps"] + 0.01 * f["n_shuffles"]
+    compute_us = 1e-6 * f["n_transcendental"] * f["outer_size"] * max(1.0, f["row_size"]) / hw.processors
+    return LAUNCH_US + transfer_us + sync_us + compute_us
