@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import tvm
 
 from . import targets
 from .dataflow_graph.fuse import build_kernel
-from .dataflow_graph.plan import plan_kernel
+from .dataflow_graph.plan import HardwareModel, plan_kernel
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .gir.program import Kernel, Level, Load, Program, Store, slice_footprint
 from .gir.verify import verify
@@ -25,7 +28,16 @@ class LoweredRegion:
     dram_bytes_planned: int
     prim_func: tvm.tirx.PrimFunc | None = None
     stage_program: StageProgram | None = None
+    rewritten: Kernel | None = None   # after the monotonic rewrites, before planning
     source: str = ""
+
+    @property
+    def shell(self) -> Program:
+        return replace(self.optimized, kernels=[])
+
+    @property
+    def fingerprint(self) -> str:
+        return region_fingerprint(self.rewritten, self.shell)
 
     @property
     def kernel(self) -> Kernel:
@@ -60,23 +72,43 @@ def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
     return total + sum(program.buffers[o].nbytes for o in program.outputs)
 
 
-def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool = True) -> LoweredRegion:
+# Picks the planned kernel of a region: (rewritten kernel, its program shell, hardware) -> planned.
+Chooser = Callable[[Kernel, Program, HardwareModel], Kernel]
+
+
+def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+    return plan_kernel(kernel, shell.buffers, hw)
+
+
+def region_fingerprint(kernel: Kernel, shell: Program) -> str:
+    """Identity of a rewritten region independent of tensor names: records of one region
+    measured in one model serve the same region in another."""
+    text = Program(shell.name, shell.buffers, shell.inputs, shell.outputs, [replace(kernel, name="k")]).text()
+    text = text.split("\n", 1)[1]
+    roles = [*(f"in{i}" for i in range(len(shell.inputs))), *(f"out{i}" for i in range(len(shell.outputs)))]
+    for name, role in zip([*shell.inputs, *shell.outputs], roles):
+        text = re.sub(rf"\b{re.escape(name)}\b", role, text)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool = True,
+                 choose: Chooser = default_choice) -> LoweredRegion:
     """Raises `Unsupported` with the reason when the region cannot be taken.
 
     With `emit=False` (trial merges during region selection) no TIR is rendered."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
+    hw = targets.hardware_model(target_kind)
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
     ideal = ideal_dram_bytes(fused, naive)
-    optimized_kernel = monotonic_rewrites(fused, stages.inputs, stages.outputs)
-    optimized_kernel = plan_kernel(optimized_kernel, stages.buffers, targets.hardware_model(target_kind))
+    rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs)
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}
-    optimized = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs),
-                        [optimized_kernel])
-    verify(optimized, targets.hardware_model(target_kind))
+    shell = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs))
+    optimized = replace(shell, kernels=[choose(rewritten, shell, hw)])
+    verify(optimized, hw)
     lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
-                            stage_program=stages)
+                            stage_program=stages, rewritten=rewritten)
     if not emit:
         return lowered
     lowered.source = targets.render_source(optimized, target_kind, name)

@@ -17,7 +17,7 @@ from tvm import relax
 
 from . import targets
 from .gir_lowering.tir_reader import StageProgram, Unsupported, concat_programs, read_prim_func
-from .region import LoweredRegion, lower_region
+from .region import Chooser, LoweredRegion, default_choice, lower_region
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
@@ -131,7 +131,7 @@ class RegionSelector:
                 outputs.append(self.names(c.var))
         return concat_programs(parts, inputs, outputs)
 
-    def try_lower(self, calls: list[CallSite], name: str) -> LoweredRegion:
+    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser = default_choice) -> LoweredRegion:
         stages = self._stages(calls)
         reason = compute_bound_reason(stages)
         if reason:
@@ -139,7 +139,7 @@ class RegionSelector:
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
-            return lower_region(stages, name, self.target_kind, emit=name != "trial")
+            return lower_region(stages, name, self.target_kind, emit=name != "trial", choose=choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
@@ -214,16 +214,16 @@ def _used_vars(expr) -> list[int]:
     return found
 
 
-def _final_lower(selector: RegionSelector, region: Region, name: str) -> None:
+def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Chooser) -> None:
     """Lower again with the final output set (later members may have absorbed users)."""
     try:
-        region.lowered = selector.try_lower(region.calls, name)
+        region.lowered = selector.try_lower(region.calls, name, choose)
     except Unsupported as err:
         region.lowered, region.reason = None, str(err)
 
 
 def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target_kind: str,
-                   counter: list[int], reports: list[dict]) -> relax.DataflowBlock:
+                   counter: list[int], reports: list[dict], choose: Chooser) -> relax.DataflowBlock:
     bindings = list(block.bindings)
     selector = RegionSelector(bindings, bb.get(), outside, target_kind)
     regions = selector.select()
@@ -233,7 +233,7 @@ def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: 
         name = f"intelligen_region{counter[0]}"
         counter[0] += 1
         if region.lowered is not None:
-            _final_lower(selector, region, name)
+            _final_lower(selector, region, name, choose)
         reports.append(region_report(name, region))
         if region.lowered is None:
             continue
@@ -284,13 +284,13 @@ def region_report(name: str, region: Region) -> dict:
     if region.lowered is None:
         return {"name": name, "ops": region.ops, "handled_by": "fallback", "reason": region.reason,
                 "dram_bytes_ideal": None, "dram_bytes_naive": None, "dram_bytes_planned": None,
-                "kernels": len(region.calls), "strategy": None}
+                "kernels": len(region.calls), "strategy": None, "fingerprint": None}
     lw = region.lowered
     return {
         "name": name, "ops": region.ops, "handled_by": "intelligen",
         "dram_bytes_ideal": lw.dram_bytes_ideal, "dram_bytes_naive": lw.dram_bytes_naive,
         "dram_bytes_planned": lw.dram_bytes_planned, "kernels": 1,
-        "strategy": lw.kernel.strategy.describe(),
+        "strategy": lw.kernel.strategy.describe(), "fingerprint": lw.fingerprint,
     }
 
 
@@ -306,7 +306,8 @@ def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
     return uses
 
 
-def apply_regions(mod: tvm.IRModule, target_kind: str) -> tuple[tvm.IRModule, list[dict]]:
+def apply_regions(mod: tvm.IRModule, target_kind: str,
+                  choose: Chooser = default_choice) -> tuple[tvm.IRModule, list[dict]]:
     """Replace memory-intensive regions of every Relax function; returns the report too.
 
     The region kernels are added to `mod` (a copy is taken first)."""
@@ -320,7 +321,7 @@ def apply_regions(mod: tvm.IRModule, target_kind: str) -> tuple[tvm.IRModule, li
         blocks = []
         for k, blk in enumerate(func.body.blocks):
             if isinstance(blk, relax.DataflowBlock):
-                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target_kind, counter, reports)
+                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target_kind, counter, reports, choose)
             blocks.append(blk)
         new_body = relax.SeqExpr(blocks, func.body.body)
         updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
@@ -341,20 +342,20 @@ def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
-def intelligen_regions_pass(target: tvm.target.Target) -> tvm.transform.Pass:
+def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default_choice) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return apply_regions(mod, target.kind.name)[0]
+        return apply_regions(mod, target.kind.name, choose)[0]
 
     return _pass
 
 
-def explain(mod: tvm.IRModule, target) -> dict:
+def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict:
     """JSON-serializable region report for `mod` compiled for `target`."""
     target = _as_target(target)
     _check_target(target)
     with target:
-        _, reports = apply_regions(_prepare(mod), target.kind.name)
+        _, reports = apply_regions(_prepare(mod), target.kind.name, choose)
     return {"target": str(target.kind.name), "regions": reports}
 
 
@@ -367,8 +368,9 @@ def _check_target(target: tvm.target.Target) -> None:
         raise ValueError(f"intelligen supports {sorted(targets.DIALECTS)}, not {target.kind.name}")
 
 
-def intelligen_pipeline() -> tvm.transform.Pass:
-    """The relax pipeline registered as "intelligen" (see tvm.compile's relax_pipeline)."""
+def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
+    """The relax pipeline registered as "intelligen" (see tvm.compile's relax_pipeline);
+    `intelligen_tvm.pipeline(records=...)` builds it with tuned choices."""
 
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
@@ -384,7 +386,7 @@ def intelligen_pipeline() -> tvm.transform.Pass:
                                             dl.gpu.GeneralReduction(), dl.gpu.Fallback())]
         seq = tvm.transform.Sequential(
             _preparation_passes()
-            + [intelligen_regions_pass(target), relax.transform.FuseOps(), relax.transform.FuseTIR()]
+            + [intelligen_regions_pass(target, choose), relax.transform.FuseOps(), relax.transform.FuseTIR()]
             + rest
             + [rp.default_build_pipeline()]
         )
