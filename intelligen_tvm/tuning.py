@@ -1,0 +1,154 @@
+"""Tuning: measure the best-ranked candidates of every region, keep the records, and compile
+with the winners.
+
+    records = "records.jsonl"
+    intelligen_tvm.tune(mod, target, trials=32, records=records)      # needs the target's device
+    tvm.compile(mod, target, relax_pipeline=intelligen_tvm.pipeline(records=records))
+
+Candidates are ranked by the trained model when one is given, else by the analytical
+prior; the top `trials` per region are measured.  Without measurement the pipeline picks
+what the records say was fastest, else the model's choice, else the default plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import tvm
+
+from . import targets
+from .cost_model.features import features
+from .cost_model.prior import predicted_time_us
+from .dataflow_graph.choices import enumerate_candidates
+from .dataflow_graph.plan import HardwareModel, ParallelStrategy
+from .gir.program import Kernel, Program
+from .region import default_choice, region_fingerprint
+from .relax_integration import _as_target, explain, intelligen_pipeline
+
+VERSION = "0.1.0"
+
+
+def target_key(target: tvm.target.Target) -> str:
+    """The part of a target that decides code and speed: kind and architecture."""
+    arch = target.attrs.get("arch") or target.attrs.get("mcpu") or ""
+    return f"{target.kind.name} {arch}".strip()
+
+
+def strategy_key(strategy: ParallelStrategy) -> dict:
+    """A strategy as stored in records (JSON round-trips: tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(strategy)))
+
+
+@dataclass
+class RegionToTune:
+    name: str
+    fingerprint: str
+    kernel: Kernel      # rewritten, not planned
+    shell: Program
+
+
+def collect_regions(mod: tvm.IRModule, target: tvm.target.Target) -> list[RegionToTune]:
+    """The regions the pipeline would take, once each (by fingerprint)."""
+    found: dict[str, RegionToTune] = {}
+
+    def collect(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+        fp = region_fingerprint(kernel, shell)
+        found.setdefault(fp, RegionToTune(shell.name, fp, kernel, shell))
+        return default_choice(kernel, shell, hw)
+
+    explain(mod, target, choose=collect)
+    return list(found.values())
+
+
+def rank(candidates: list[Kernel], shell: Program, hw: HardwareModel, model=None) -> list[tuple[Kernel, dict]]:
+    """Candidates with their features, predicted fastest first."""
+    feats = [features(c, shell, hw) for c in candidates]
+    scores = model.predict(feats) if model is not None else [predicted_time_us(f, hw) for f in feats]
+    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
+    return [(candidates[i], feats[i]) for i in order]
+
+
+def measure_inputs(region: RegionToTune, candidates: list[Kernel], target_kind: str):
+    from .cost_model.measure import MeasureInput
+
+    shell = region.shell
+    specs = [(shell.buffers[b].shape, shell.buffers[b].dtype) for b in (*shell.inputs, *shell.outputs)]
+    inputs = []
+    for i, cand in enumerate(candidates):
+        name = f"{region.name}_c{i}"
+        program = replace(shell, name=name, kernels=[cand])
+        func = targets.parse_source(targets.render_source(program, target_kind, name))
+        inputs.append(MeasureInput(name, func, specs))
+    return inputs
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    width = 30
+    filled = width * done // max(1, total)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:40s}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen_records.jsonl",
+         measurer=None, model=None, progress: bool = True) -> dict[str, dict]:
+    """Measure up to `trials` candidates per region; append records; return the best
+    candidate per region fingerprint."""
+    from .cost_model.measure import LocalMeasurer
+    from .cost_model.records import Record, RecordDB
+
+    target = _as_target(target)
+    hw = targets.hardware_model(target.kind.name)
+    measurer = measurer or LocalMeasurer(target)
+    db = RecordDB(records)
+    regions = collect_regions(mod, target)
+    best: dict[str, dict] = {}
+    for n, region in enumerate(regions):
+        ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
+        results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target.kind.name))
+        new = [Record(region=region.fingerprint, target=target_key(target), device=res.device,
+                      candidate=strategy_key(cand.strategy), features=feats, times_us=list(res.times_us),
+                      version=VERSION, timestamp=time.time())
+               for (cand, feats), res in zip(ranked, results) if res.error is None and res.times_us]
+        db.append(new)
+        if new:
+            best[region.fingerprint] = min(new, key=lambda r: r.median_us).candidate
+        if progress:
+            _progress(n + 1, len(regions), region.name)
+    return best
+
+
+class RecordChooser:
+    """Chooses a region's plan from measured records, else a model, else the default."""
+
+    def __init__(self, records: str | None = None, model=None, target=None):
+        from .cost_model.records import RecordDB
+
+        self.db = RecordDB(records) if records else None
+        self.model = model
+        self.target = _as_target(target) if target is not None else None
+
+    def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+        target = self.target or tvm.target.Target.current()
+        best = self.db.best(region_fingerprint(kernel, shell), target_key(target)) if self.db else None
+        if best is None and self.model is None:
+            return default_choice(kernel, shell, hw)
+        candidates = enumerate_candidates(kernel, shell, hw)
+        if best is not None:
+            for cand in candidates:
+                if strategy_key(cand.strategy) == best.candidate:
+                    return cand
+        if self.model is not None and candidates:
+            return rank(candidates, shell, hw, self.model)[0][0]
+        return default_choice(kernel, shell, hw)
+
+
+def pipeline(records: str | None = None, model=None) -> tvm.transform.Pass:
+    """The "intelligen" relax pipeline, choosing plans from `records` / `model`."""
+    return intelligen_pipeline(RecordChooser(records, model))
