@@ -10,6 +10,7 @@ setup(
         "apache-tvm==0.27.0.post1",
         "numpy",
         "onnx",
+        "xgboost-cpu",
     ],
     extras_require={"test": ["pytest"], "cost": ["xgboost-cpu"]},
 )

@@ -31,7 +31,7 @@ FORMAT = "intelligen_tvm.cost_model/1"
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "reg:squarederror",
     "eta": 0.1,
-    "max_depth": 6,
+    "max_depth": 4,  # shallow: hundreds to thousands of records per target, unseen regions at use
     "min_child_weight": 1.0,
     "subsample": 0.9,
     "colsample_bytree": 0.9,
@@ -44,7 +44,7 @@ class CostModel:
     """Lower prediction = faster.  Feature dicts may miss keys (NaN) or carry extra ones (ignored)."""
 
     params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
-    num_boost_round: int = 200
+    num_boost_round: int = 300
     booster: xgb.Booster | None = None
     feature_names: list[str] = field(default_factory=list)
 

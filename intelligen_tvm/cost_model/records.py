@@ -58,9 +58,13 @@ class Record:
         return statistics.median(self.times_us)
 
     def to_json(self) -> str:
-        """One line (no newline); NaN features become null, since JSON has no NaN."""
+        """One line (no newline); NaN features become null, since JSON has no NaN.
+
+        Numbers are coerced to float so that numpy scalars serialize; inf raises ValueError.
+        """
         d = asdict(self)
-        d["features"] = {k: (None if math.isnan(v) else v) for k, v in self.features.items()}
+        d["features"] = {k: (None if math.isnan(float(v)) else float(v)) for k, v in self.features.items()}
+        d["times_us"] = [float(t) for t in self.times_us]
         return json.dumps(d, allow_nan=False, separators=(",", ":"))
 
     @classmethod

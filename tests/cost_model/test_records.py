@@ -7,6 +7,8 @@ import math
 import multiprocessing
 from pathlib import Path
 
+import numpy as np
+
 from intelligen_tvm.cost_model.records import Record, RecordDB
 
 
@@ -19,13 +21,16 @@ def _record(region: str = "r0", i: int = 0, times: tuple[float, ...] = (3.0, 1.0
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     db = RecordDB(tmp_path / "sub" / "records.jsonl")
     recs = [_record("r0", 0), _record("r1", 1, (5.0, 7.0))]
+    recs[1].features["occupancy"] = np.float32(0.25)  # numpy scalars serialize as plain numbers
     db.append(recs)
     loaded = db.load()
     assert db.skipped == 0
     assert [r.candidate for r in loaded] == [r.candidate for r in recs]
     assert loaded[1].times_us == [5.0, 7.0] and loaded[1].median_us == 6.0
+    assert loaded[1].features["occupancy"] == 0.25
     assert loaded[0].median_us == 2.0 and loaded[0].timestamp == 1700000000.0
-    assert math.isnan(loaded[0].features.pop("missing")) and loaded[0].features == {"vector": 4.0, "occupancy": 0.5}
+    assert math.isnan(loaded[0].features.pop("missing"))
+    assert loaded[0].features == {"vector": 4.0, "occupancy": 0.5}
     # NaN is written as null: every line is strict JSON.
     for line in (tmp_path / "sub" / "records.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
