@@ -24,14 +24,12 @@ import tvm
 from . import targets
 from .cost_model.features import features
 from .cost_model.prior import predicted_time_us
+from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.plan import HardwareModel, ParallelStrategy
 from .gir.program import Kernel, Program
 from .region import default_choice, region_fingerprint
 from .relax_integration import _as_target, explain, intelligen_pipeline
-
-VERSION = "0.1.0"
-
 
 def target_key(target: tvm.target.Target) -> str:
     """The part of a target that decides code and speed: kind and architecture."""
@@ -101,7 +99,6 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
     """Measure up to `trials` candidates per region; append records; return the best
     candidate per region fingerprint."""
     from .cost_model.measure import LocalMeasurer
-    from .cost_model.records import Record, RecordDB
 
     target = _as_target(target)
     hw = targets.hardware_model(target.kind.name)
@@ -114,7 +111,7 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
         results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target.kind.name))
         new = [Record(region=region.fingerprint, target=target_key(target), device=res.device,
                       candidate=strategy_key(cand.strategy), features=feats, times_us=list(res.times_us),
-                      version=VERSION, timestamp=time.time())
+                      version=package_version(), timestamp=time.time())
                for (cand, feats), res in zip(ranked, results) if res.error is None and res.times_us]
         db.append(new)
         if new:
@@ -128,15 +125,17 @@ class RecordChooser:
     """Chooses a region's plan from measured records, else a model, else the default."""
 
     def __init__(self, records: str | None = None, model=None, target=None):
-        from .cost_model.records import RecordDB
-
-        self.db = RecordDB(records) if records else None
+        self.best: dict[tuple[str, str], Record] = {}
+        for rec in RecordDB(records).load() if records else []:
+            key = (rec.region, rec.target)
+            if key not in self.best or rec.median_us < self.best[key].median_us:
+                self.best[key] = rec
         self.model = model
         self.target = _as_target(target) if target is not None else None
 
     def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
         target = self.target or tvm.target.Target.current()
-        best = self.db.best(region_fingerprint(kernel, shell), target_key(target)) if self.db else None
+        best = self.best.get((region_fingerprint(kernel, shell), target_key(target)))
         if best is None and self.model is None:
             return default_choice(kernel, shell, hw)
         candidates = enumerate_candidates(kernel, shell, hw)
