@@ -6,7 +6,8 @@
 
 from .frontend import from_onnx
 from .relax_integration import explain, register
+from .tuning import pipeline, tune
 
 register()
 
-__all__ = ["explain", "from_onnx"]
+__all__ = ["explain", "from_onnx", "pipeline", "tune"]
