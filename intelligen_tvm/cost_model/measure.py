@@ -1,0 +1,191 @@
+"""Measure compiled candidate kernels on a local device.
+
+Each candidate is one PrimFunc, built alone for the target and timed with TVM's time evaluator
+on random arguments. Failures (build or run) come back as a ``MeasureResult`` with ``error``
+set, so a search never stops on one bad candidate.
+
+Cache state: with ``flush_l2`` each repeat starts cold. On CPUs TVM evicts every argument but
+the first (``cache_flush_cpu_non_first_arg``); on GPUs TVM copies a buffer twice the L2 size
+(``cache_flush_bytes``) before each repeat. Both act once per repeat, so ``number=1`` (the
+default) times cold calls only. Inputs larger than the L2 are cold whatever the flush does;
+a kernel that crashes the process (e.g. a segfault) cannot be caught here: measure such
+candidates through ``bundle`` or ``rpc``, which run them in another process.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import tvm
+
+from . import bundle_runner as _rt
+
+ArgSpec = tuple[tuple[int, ...], str]
+
+# TVM target kind -> runtime device type name.
+_DEVICE_OF_KIND = {
+    "llvm": "cpu",
+    "c": "cpu",
+    "cuda": "cuda",
+    "rocm": "rocm",
+    "vulkan": "vulkan",
+    "opencl": "opencl",
+    "metal": "metal",
+}
+
+
+@dataclass
+class MeasureInput:
+    """One candidate: a PrimFunc and its parameters in order (inputs, then outputs)."""
+
+    name: str
+    prim_func: Any
+    arg_specs: list[ArgSpec]
+
+    @classmethod
+    def from_prim_func(cls, name: str, prim_func: Any) -> MeasureInput:
+        """Read the argument specs from the PrimFunc's buffer parameters (static shapes only)."""
+        specs = []
+        for param in prim_func.params:
+            ty = getattr(param, "ty", None)
+            if ty is None or not hasattr(ty, "shape"):
+                raise ValueError(f"{name}: parameter {param} is not a buffer")
+            specs.append((tuple(int(d) for d in ty.shape), str(ty.dtype)))
+        return cls(name, prim_func, specs)
+
+
+@dataclass
+class MeasureResult:
+    """Per-call times in microseconds, one per repeat; ``error`` is set instead when the
+    candidate could not be built or run."""
+
+    name: str
+    times_us: list[float]
+    error: str | None
+    device: str
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.times_us)
+
+    @property
+    def median_us(self) -> float | None:
+        return median(self.times_us) if self.ok else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MeasureSettings:
+    """How each candidate is timed; shared by the local, bundle and RPC measurers."""
+
+    repeat: int = 20
+    number: int = 1
+    warmup: int = 2
+    min_repeat_ms: int = 0
+    flush_l2: bool = True
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_target(target: Any) -> tvm.target.Target:
+    """Accept a Target, a target dict or a target string."""
+    return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
+
+
+def device_kind(target: Any) -> str:
+    """Runtime device type ('cpu', 'cuda', ...) that runs kernels built for ``target``."""
+    kind = as_target(target).kind.name
+    if kind not in _DEVICE_OF_KIND:
+        raise ValueError(f"no runtime device for target kind {kind!r}")
+    return _DEVICE_OF_KIND[kind]
+
+
+def symbol_name(name: str) -> str:
+    """The C symbol a candidate's kernel is exported under (candidate names are free text)."""
+    return "ig_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def build(inp: MeasureInput, target: Any) -> Any:
+    """Compile one candidate alone; its function is exported as ``symbol_name(inp.name)``."""
+    symbol = symbol_name(inp.name)
+    func = inp.prim_func.with_attr("global_symbol", symbol)
+    return tvm.compile(tvm.IRModule({symbol: func}), target=as_target(target))
+
+
+def export(inp: MeasureInput, target: Any, path: Path) -> Path:
+    """Build one candidate and write it as a shared library loadable by the runtime alone."""
+    build(inp, target).export_library(str(path))
+    return path
+
+
+@dataclass
+class LocalMeasurer:
+    """Builds and times candidates on this machine's device for ``target``."""
+
+    target: Any
+    repeat: int = 20
+    number: int = 1
+    warmup: int = 2
+    flush_l2: bool = True
+    min_repeat_ms: int = 0
+    seed: int = 0
+    device_id: int = 0
+    _dev: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def settings(self) -> MeasureSettings:
+        return MeasureSettings(
+            self.repeat, self.number, self.warmup, self.min_repeat_ms, self.flush_l2, self.seed
+        )
+
+    def device(self) -> Any:
+        """The runtime device (raises if the target has no device kind we know)."""
+        if self._dev is None:
+            self._dev = tvm.runtime.device(device_kind(self.target), self.device_id)
+        return self._dev
+
+    def device_name(self) -> str:
+        try:
+            dev = self.device()
+            return _rt.device_name(dev) if dev.exist else f"{dev} (absent)"
+        except Exception as err:  # pylint: disable=broad-except
+            return f"unknown ({err})"
+
+    def measure(self, inputs: list[MeasureInput]) -> list[MeasureResult]:
+        """One result per input, in order."""
+        name = self.device_name()
+        return [self._measure_one(inp, name) for inp in inputs]
+
+    def _measure_one(self, inp: MeasureInput, dev_name: str) -> MeasureResult:
+        try:
+            module = build(inp, self.target).jit()
+        except Exception as err:  # pylint: disable=broad-except
+            return MeasureResult(inp.name, [], _rt.error_text("build", err), dev_name)
+        try:
+            dev = self.device()
+            if not dev.exist:
+                raise RuntimeError(f"no device {dev} on this host")
+            args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=self.seed)
+            s = self.settings
+            times = _rt.time_kernel(
+                module,
+                symbol_name(inp.name),
+                dev,
+                args,
+                repeat=s.repeat,
+                number=s.number,
+                warmup=s.warmup,
+                min_repeat_ms=s.min_repeat_ms,
+                flush_l2=s.flush_l2,
+            )
+        except Exception as err:  # pylint: disable=broad-except
+            return MeasureResult(inp.name, [], _rt.error_text("run", err), dev_name)
+        return MeasureResult(inp.name, times, None, dev_name)
