@@ -82,14 +82,14 @@ def load_device_runtime(device_kind: str) -> None:
     """
     if device_kind == "cpu":
         return
-    base = importlib.import_module("tvm.base")
-    name = f"tvm_runtime_{device_kind}"
-    if name in base._LOADED_LIBS:  # pylint: disable=protected-access
-        return
     from tvm_ffi.libinfo import load_lib_ctypes  # pylint: disable=import-outside-toplevel
 
-    runtime_dir = Path(base._LOADED_LIBS["tvm_runtime"]._name).resolve().parent  # pylint: disable=protected-access
-    base._LOADED_LIBS[name] = load_lib_ctypes(  # pylint: disable=protected-access
+    loaded = importlib.import_module("tvm.base")._LOADED_LIBS  # pylint: disable=protected-access
+    name = f"tvm_runtime_{device_kind}"
+    if name in loaded:
+        return
+    runtime_dir = Path(loaded["tvm_runtime"]._name).resolve().parent  # pylint: disable=protected-access
+    loaded[name] = load_lib_ctypes(
         package="tvm", target_name=name, extra_lib_paths=[runtime_dir], mode="RTLD_LOCAL"
     )
 
