@@ -12,5 +12,6 @@ setup(
         "onnx",
         "xgboost-cpu",
     ],
-    extras_require={"test": ["pytest"], "cost": ["xgboost-cpu"]},
+    # tornado + cloudpickle: TVM's RPC tracker and server (measurement through RPC, its tests)
+    extras_require={"test": ["pytest", "tornado", "cloudpickle"], "rpc": ["tornado", "cloudpickle"]},
 )

@@ -23,6 +23,7 @@ import tvm
 
 from . import targets
 from .cost_model.features import features
+from .cost_model.measure import LocalMeasurer, MeasureInput
 from .cost_model.prior import predicted_time_us
 from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
@@ -72,8 +73,6 @@ def rank(candidates: list[Kernel], shell: Program, hw: HardwareModel, model=None
 
 
 def measure_inputs(region: RegionToTune, candidates: list[Kernel], target_kind: str):
-    from .cost_model.measure import MeasureInput
-
     shell = region.shell
     specs = [(shell.buffers[b].shape, shell.buffers[b].dtype) for b in (*shell.inputs, *shell.outputs)]
     inputs = []
@@ -98,8 +97,6 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
          measurer=None, model=None, progress: bool = True) -> dict[str, dict]:
     """Measure up to `trials` candidates per region; append records; return the best
     candidate per region fingerprint."""
-    from .cost_model.measure import LocalMeasurer
-
     target = _as_target(target)
     hw = targets.hardware_model(target.kind.name)
     measurer = measurer or LocalMeasurer(target)

@@ -1,0 +1,61 @@
+"""tune() end to end on the CPU target: candidates ranked, measured, recorded; the records
+then decide what `pipeline(records=...)` compiles, and it still computes the right thing."""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+
+import intelligen_tvm
+from intelligen_tvm import suite
+from intelligen_tvm.cost_model.measure import LocalMeasurer
+from intelligen_tvm.cost_model.records import RecordDB
+from intelligen_tvm.testing import assert_close, build, reference_outputs, run, tolerances
+from intelligen_tvm.tuning import RecordChooser, collect_regions, strategy_key, target_key
+
+LLVM = tvm.target.Target({"kind": "llvm"})
+
+
+def test_tune_records_and_compiles_the_fastest(tmp_path) -> None:
+    case = suite.get_case("layer_norm")
+    model = case.build(small=True)
+    mod = intelligen_tvm.from_onnx(model)
+    records = str(tmp_path / "records.jsonl")
+
+    best = intelligen_tvm.tune(mod, LLVM, trials=4, records=records,
+                               measurer=LocalMeasurer(LLVM, repeat=3), progress=False)
+
+    (region,) = collect_regions(mod, LLVM)
+    rows = RecordDB(records).load()
+    assert len(rows) == 4
+    assert {r.region for r in rows} == {region.fingerprint}
+    assert {r.target for r in rows} == {target_key(LLVM)}
+    assert all(r.median_us > 0 and r.features["dram_bytes"] > 0 for r in rows)
+    fastest = min(rows, key=lambda r: r.median_us)
+    assert best == {region.fingerprint: fastest.candidate}
+
+    chosen = []
+    chooser = RecordChooser(records, target=LLVM)
+
+    def spy(kernel, shell, hw):
+        planned = chooser(kernel, shell, hw)
+        chosen.append(strategy_key(planned.strategy))
+        return planned
+
+    intelligen_tvm.explain(mod, LLVM, choose=spy)
+    assert chosen == [fastest.candidate]
+
+    inputs = suite.make_inputs(case, np.random.default_rng(0), small=True)
+    executable = build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(records=records))
+    assert_close(run(executable, LLVM, inputs), reference_outputs(model, inputs), *tolerances(model))
+
+
+def test_records_of_another_target_are_ignored(tmp_path) -> None:
+    mod = intelligen_tvm.from_onnx(suite.get_case("softmax").build(small=True))
+    records = str(tmp_path / "records.jsonl")
+    intelligen_tvm.tune(mod, LLVM, trials=2, records=records, measurer=LocalMeasurer(LLVM, repeat=2),
+                        progress=False)
+    cuda = tvm.target.Target({"kind": "cuda", "arch": "sm_90"})
+    default = intelligen_tvm.explain(mod, cuda)["regions"][0]["strategy"]
+    chosen = intelligen_tvm.explain(mod, cuda, choose=RecordChooser(records, target=cuda))["regions"][0]["strategy"]
+    assert chosen == default
