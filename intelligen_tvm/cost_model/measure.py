@@ -79,6 +79,11 @@ class MeasureResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def time(self, module: Any, symbol: str, dev: Any, args: list) -> list[float]:
+        """Per-call microseconds of `symbol`, one entry per repeat."""
+        return _rt.time_kernel(module, symbol, dev, args, repeat=self.repeat, number=self.number,
+                               warmup=self.warmup, min_repeat_ms=self.min_repeat_ms, flush_l2=self.flush_l2)
+
 
 @dataclass
 class MeasureSettings:
@@ -93,6 +98,11 @@ class MeasureSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def time(self, module: Any, symbol: str, dev: Any, args: list) -> list[float]:
+        """Per-call microseconds of `symbol`, one entry per repeat."""
+        return _rt.time_kernel(module, symbol, dev, args, repeat=self.repeat, number=self.number,
+                               warmup=self.warmup, min_repeat_ms=self.min_repeat_ms, flush_l2=self.flush_l2)
 
 
 def as_target(target: Any) -> tvm.target.Target:
@@ -174,18 +184,7 @@ class LocalMeasurer:
             if not dev.exist:
                 raise RuntimeError(f"no device {dev} on this host")
             args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=self.seed)
-            s = self.settings
-            times = _rt.time_kernel(
-                module,
-                symbol_name(inp.name),
-                dev,
-                args,
-                repeat=s.repeat,
-                number=s.number,
-                warmup=s.warmup,
-                min_repeat_ms=s.min_repeat_ms,
-                flush_l2=s.flush_l2,
-            )
+            times = self.settings.time(module, symbol_name(inp.name), dev, args)
         except Exception as err:  # pylint: disable=broad-except
             return MeasureResult(inp.name, [], _rt.error_text("run", err), dev_name)
         return MeasureResult(inp.name, times, None, dev_name)

@@ -103,19 +103,8 @@ class RPCMeasurer:
             stage = "load"
             module = remote.load_module(lib.name)
             stage = "run"
-            s = self.settings
-            args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=s.seed)
-            times = _rt.time_kernel(
-                module,
-                symbol_name(inp.name),
-                dev,
-                args,
-                repeat=s.repeat,
-                number=s.number,
-                warmup=s.warmup,
-                min_repeat_ms=s.min_repeat_ms,
-                flush_l2=s.flush_l2,
-            )
+            args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=self.settings.seed)
+            times = self.settings.time(module, symbol_name(inp.name), dev, args)
         except Exception as err:  # pylint: disable=broad-except
             return MeasureResult(inp.name, [], _rt.error_text(stage, err), dev_name)
         finally:

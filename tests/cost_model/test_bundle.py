@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import tvm
-from tvm.script import tirx as T
 
 from intelligen_tvm.cost_model.bundle import (
     MANIFEST_NAME,
@@ -22,6 +21,7 @@ from intelligen_tvm.cost_model.bundle import (
     ingest_bundle,
 )
 from intelligen_tvm.cost_model.measure import MeasureInput, MeasureSettings
+from tests.cost_model.kernels import copy, vector_add
 
 N = 1 << 14
 LLVM = {"kind": "llvm"}
@@ -46,28 +46,12 @@ runpy.run_path({runner!r}, run_name="__main__")
 """
 
 
-def vector_add(n: int = N):
-    @T.prim_func
-    def func(A: T.Buffer((n,), "float32"), B: T.Buffer((n,), "float32"), C: T.Buffer((n,), "float32")):
-        for i in range(n):
-            C[i] = A[i] + B[i]
-
-    return func
-
-
-def copy(n: int = N):
-    @T.prim_func
-    def func(A: T.Buffer((n,), "float32"), B: T.Buffer((n,), "float32")):
-        for i in range(n):
-            B[i] = A[i]
-
-    return func
 
 
 def inputs() -> list[MeasureInput]:
     return [
-        MeasureInput.from_prim_func("vector add", vector_add()),
-        MeasureInput.from_prim_func("copy", copy()),
+        MeasureInput.from_prim_func("vector add", vector_add(N)),
+        MeasureInput.from_prim_func("copy", copy(N)),
         MeasureInput("broken", "not a prim func", [((4,), "float32")]),
     ]
 

@@ -8,6 +8,7 @@ import tvm
 from tvm.script import tirx as T
 
 from intelligen_tvm.cost_model import bundle_runner
+from tests.cost_model.kernels import vector_add
 from intelligen_tvm.cost_model.measure import (
     LocalMeasurer,
     MeasureInput,
@@ -19,14 +20,6 @@ from intelligen_tvm.cost_model.measure import (
 N = 1 << 16
 LLVM = {"kind": "llvm"}
 
-
-def vector_add(n: int = N):
-    @T.prim_func
-    def func(A: T.Buffer((n,), "float32"), B: T.Buffer((n,), "float32"), C: T.Buffer((n,), "float32")):
-        for i in range(n):
-            C[i] = A[i] + B[i]
-
-    return func
 
 
 def gpu_vector_add(n: int = N):
@@ -58,7 +51,7 @@ def test_from_prim_func_reads_specs():
 def test_measures_each_candidate_with_positive_times():
     measurer = LocalMeasurer(LLVM, repeat=5, warmup=1)
     inputs = [
-        MeasureInput.from_prim_func("add", vector_add()),
+        MeasureInput.from_prim_func("add", vector_add(N)),
         MeasureInput.from_prim_func("gather", gather()),
     ]
     results = measurer.measure(inputs)

@@ -11,8 +11,8 @@ import time
 
 import pytest
 from tvm import rpc
-from tvm.script import tirx as T
 
+from tests.cost_model.kernels import vector_add, copy
 from intelligen_tvm.cost_model.measure import MeasureInput
 from intelligen_tvm.cost_model.rpc import RPCMeasurer
 
@@ -26,22 +26,6 @@ LLVM = {"kind": "llvm"}
 START_TIMEOUT_S = 30.0
 
 
-def vector_add(n: int):
-    @T.prim_func
-    def func(A: T.Buffer((n,), "float32"), B: T.Buffer((n,), "float32"), C: T.Buffer((n,), "float32")):
-        for i in range(n):
-            C[i] = A[i] + B[i]
-
-    return func
-
-
-def copy(n: int):
-    @T.prim_func
-    def func(A: T.Buffer((n,), "float32"), B: T.Buffer((n,), "float32")):
-        for i in range(n):
-            B[i] = A[i]
-
-    return func
 
 
 def free_port() -> int:
