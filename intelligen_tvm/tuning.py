@@ -16,13 +16,16 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import tvm
 
 from . import targets
 from .cost_model.features import features
+from .cost_model.bundle import export_bundle, ingest_bundle
 from .cost_model.measure import LocalMeasurer, MeasureInput
 from .cost_model.prior import predicted_time_us
 from .cost_model.records import Record, RecordDB, package_version
@@ -31,6 +34,9 @@ from .dataflow_graph.plan import HardwareModel, ParallelStrategy
 from .gir.program import Kernel, Program
 from .region import default_choice, region_fingerprint
 from .relax_integration import _as_target, explain, intelligen_pipeline
+
+TUNING_SIDECAR = "tuning.json"
+
 
 def target_key(target: tvm.target.Target) -> str:
     """The part of a target that decides code and speed: kind and architecture."""
@@ -93,29 +99,65 @@ def _progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
+def _ranked_regions(mod: tvm.IRModule, target: tvm.target.Target, trials: int, model
+                    ) -> Iterator[tuple[RegionToTune, list[tuple[Kernel, dict]]]]:
+    hw = targets.hardware_model(target.kind.name)
+    for region in collect_regions(mod, target):
+        yield region, rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
+
+
+def _records(target: tvm.target.Target, measured) -> list[Record]:
+    """One record per successful measurement of (region, candidate key, features, result)."""
+    return [Record(region=region, target=target_key(target), device=res.device, candidate=cand, features=feats,
+                   times_us=list(res.times_us), version=package_version(), timestamp=time.time())
+            for region, cand, feats, res in measured if res.error is None and res.times_us]
+
+
 def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen_records.jsonl",
          measurer=None, model=None, progress: bool = True) -> dict[str, dict]:
     """Measure up to `trials` candidates per region; append records; return the best
     candidate per region fingerprint."""
     target = _as_target(target)
-    hw = targets.hardware_model(target.kind.name)
     measurer = measurer or LocalMeasurer(target)
     db = RecordDB(records)
-    regions = collect_regions(mod, target)
     best: dict[str, dict] = {}
-    for n, region in enumerate(regions):
-        ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
+    regions = list(_ranked_regions(mod, target, trials, model))
+    for n, (region, ranked) in enumerate(regions):
         results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target.kind.name))
-        new = [Record(region=region.fingerprint, target=target_key(target), device=res.device,
-                      candidate=strategy_key(cand.strategy), features=feats, times_us=list(res.times_us),
-                      version=package_version(), timestamp=time.time())
-               for (cand, feats), res in zip(ranked, results) if res.error is None and res.times_us]
+        new = _records(target, ((region.fingerprint, strategy_key(k.strategy), f, res)
+                                for (k, f), res in zip(ranked, results)))
         db.append(new)
         if new:
             best[region.fingerprint] = min(new, key=lambda r: r.median_us).candidate
         if progress:
             _progress(n + 1, len(regions), region.name)
     return best
+
+
+def export_tuning_bundle(mod: tvm.IRModule, target, directory: str | Path, trials: int = 32,
+                         model=None) -> Path:
+    """Cross-host tuning, step 1 (compile host): the top candidates of every region as a
+    measurement bundle, plus what each one is (region, candidate, features)."""
+    target = _as_target(target)
+    inputs, described = [], []
+    for region, ranked in _ranked_regions(mod, target, trials, model):
+        inputs += measure_inputs(region, [k for k, _ in ranked], target.kind.name)
+        described += [{"region": region.fingerprint, "candidate": strategy_key(k.strategy), "features": f}
+                      for k, f in ranked]
+    directory = export_bundle(inputs, target, directory)
+    (directory / TUNING_SIDECAR).write_text(json.dumps({"candidates": described}))
+    return directory
+
+
+def ingest_tuning_bundle(directory: str | Path, target, records: str) -> list[Record]:
+    """Cross-host tuning, step 3: after `python bundle_runner.py DIR` ran on the GPU host,
+    turn its results into records."""
+    directory = Path(directory)
+    described = json.loads((directory / TUNING_SIDECAR).read_text())["candidates"]
+    new = _records(_as_target(target), ((d["region"], d["candidate"], d["features"], res)
+                                        for d, res in zip(described, ingest_bundle(directory))))
+    RecordDB(records).append(new)
+    return new
 
 
 class RecordChooser:

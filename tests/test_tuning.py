@@ -3,6 +3,9 @@ then decide what `pipeline(records=...)` compiles, and it still computes the rig
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import tvm
 
@@ -11,7 +14,8 @@ from intelligen_tvm import suite
 from intelligen_tvm.cost_model.measure import LocalMeasurer
 from intelligen_tvm.cost_model.records import RecordDB
 from intelligen_tvm.testing import assert_close, build, reference_outputs, run, tolerances
-from intelligen_tvm.tuning import RecordChooser, collect_regions, strategy_key, target_key
+from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle,
+                                   strategy_key, target_key)
 
 LLVM = tvm.target.Target({"kind": "llvm"})
 
@@ -59,3 +63,27 @@ def test_records_of_another_target_are_ignored(tmp_path) -> None:
     default = intelligen_tvm.explain(mod, cuda)["regions"][0]["strategy"]
     chosen = intelligen_tvm.explain(mod, cuda, choose=RecordChooser(records, target=cuda))["regions"][0]["strategy"]
     assert chosen == default
+
+
+def test_cross_host_bundle_round_trip(tmp_path) -> None:
+    """Compile host exports, the measuring host runs the standalone runner (here: another
+    process on llvm), the compile host ingests records and compiles with them."""
+    case = suite.get_case("softmax")
+    model = case.build(small=True)
+    mod = intelligen_tvm.from_onnx(model)
+    bundle = export_tuning_bundle(mod, LLVM, tmp_path / "bundle", trials=3)
+    runner = bundle / "bundle_runner.py"
+    subprocess.run([sys.executable, str(runner), str(bundle), "--device", "cpu", "--repeat", "2"],
+                   check=True, capture_output=True, timeout=300)
+    records = str(tmp_path / "records.jsonl")
+    new = ingest_tuning_bundle(bundle, LLVM, records)
+    (region,) = collect_regions(mod, LLVM)
+    assert len(new) == 3 and {r.region for r in new} == {region.fingerprint}
+    fastest = min(new, key=lambda r: r.median_us)
+    chosen = intelligen_tvm.explain(mod, LLVM, choose=RecordChooser(records, target=LLVM))["regions"][0]
+    assert chosen["fingerprint"] == region.fingerprint
+    inputs = suite.make_inputs(case, np.random.default_rng(0), small=True)
+    executable = build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(records=records))
+    assert_close(run(executable, LLVM, inputs), reference_outputs(model, inputs), *tolerances(model))
+    for key in ("kind", "groups", "threads_per_row", "rows_per_group", "vector"):
+        assert chosen["strategy"][key] == fastest.candidate[key]
