@@ -49,7 +49,9 @@ from intelligen_tvm.testing import reference_outputs, to_numpy, tolerances
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"llvm": {"kind": "llvm"}, "cuda": {"kind": "cuda", "arch": "sm_90"}}
 DEFAULT_NOTE = {
-    "llvm": "tvm_default on llvm = relax 'default' pipeline: LegalizeOps only, no fusion, no schedule",
+    "llvm": "tvm_default on llvm = relax 'default' pipeline: LegalizeOps only, no fusion, no schedule; "
+            "intelligen on llvm is the CPU lowering of the GPU plan (threads emulated by loops, made "
+            "for numerics, not speed): llvm times say nothing about GPU performance",
     "cuda": "tvm_default on cuda = tvm.compile's GPU default pipeline (FuseOps + DLight rules)",
 }
 METASCHEDULE_NOTE = (
