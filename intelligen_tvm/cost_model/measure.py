@@ -85,9 +85,10 @@ class MeasureResult:
                                warmup=self.warmup, min_repeat_ms=self.min_repeat_ms, flush_l2=self.flush_l2)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MeasureSettings:
-    """How each candidate is timed; shared by the local, bundle and RPC measurers."""
+    """How each candidate is timed; the local and RPC measurers are settings plus a place to
+    run, and a bundle carries them in its manifest."""
 
     repeat: int = 20
     number: int = 1
@@ -137,24 +138,12 @@ def export(inp: MeasureInput, target: Any, path: Path) -> Path:
 
 
 @dataclass
-class LocalMeasurer:
+class LocalMeasurer(MeasureSettings):
     """Builds and times candidates on this machine's device for ``target``."""
 
     target: Any
-    repeat: int = 20
-    number: int = 1
-    warmup: int = 2
-    flush_l2: bool = True
-    min_repeat_ms: int = 0
-    seed: int = 0
     device_id: int = 0
     _dev: Any = field(default=None, init=False, repr=False)
-
-    @property
-    def settings(self) -> MeasureSettings:
-        return MeasureSettings(
-            self.repeat, self.number, self.warmup, self.min_repeat_ms, self.flush_l2, self.seed
-        )
 
     def device(self) -> Any:
         """The runtime device (raises if the target has no device kind we know)."""
@@ -184,7 +173,7 @@ class LocalMeasurer:
             if not dev.exist:
                 raise RuntimeError(f"no device {dev} on this host")
             args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=self.seed)
-            times = self.settings.time(module, symbol_name(inp.name), dev, args)
+            times = self.time(module, symbol_name(inp.name), dev, args)
         except Exception as err:  # pylint: disable=broad-except
             return MeasureResult(inp.name, [], _rt.error_text("run", err), dev_name)
         return MeasureResult(inp.name, times, None, dev_name)

@@ -25,28 +25,17 @@ from .measure import MeasureInput, MeasureResult, MeasureSettings, device_kind, 
 
 
 @dataclass
-class RPCMeasurer:
+class RPCMeasurer(MeasureSettings):
     """Times candidates on the device of one RPC session requested from the tracker."""
 
     tracker_host: str
     tracker_port: int
     key: str
     target: Any
-    repeat: int = 20
-    number: int = 1
-    warmup: int = 2
-    flush_l2: bool = True
-    min_repeat_ms: int = 0
-    seed: int = 0
     priority: int = 1
     request_timeout_s: float = 60.0  # waiting for a free server
     session_timeout_s: int = 600  # the server ends a longer session (e.g. a hung kernel)
 
-    @property
-    def settings(self) -> MeasureSettings:
-        return MeasureSettings(
-            self.repeat, self.number, self.warmup, self.min_repeat_ms, self.flush_l2, self.seed
-        )
 
     def measure(self, inputs: list[MeasureInput]) -> list[MeasureResult]:
         """One result per input, in order; a session failure marks every candidate."""
@@ -103,8 +92,8 @@ class RPCMeasurer:
             stage = "load"
             module = remote.load_module(lib.name)
             stage = "run"
-            args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=self.settings.seed)
-            times = self.settings.time(module, symbol_name(inp.name), dev, args)
+            args = _rt.make_args(tvm.runtime, inp.arg_specs, dev, seed=self.seed)
+            times = self.time(module, symbol_name(inp.name), dev, args)
         except Exception as err:  # pylint: disable=broad-except
             return MeasureResult(inp.name, [], _rt.error_text(stage, err), dev_name)
         finally:
