@@ -13,7 +13,7 @@ from . import targets
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import HardwareModel, plan_kernel
 from .dataflow_graph.rewrites import monotonic_rewrites
-from .gir.program import Kernel, Level, Load, Program, Store, slice_footprint
+from .gir.program import Kernel, Load, Program, kernel_dram_bytes, slice_footprint
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram, Unsupported
@@ -46,16 +46,7 @@ class LoweredRegion:
 
 def program_dram_bytes(program: Program) -> int:
     """Bytes moved between DRAM and the chip by every move instruction of the program."""
-    total = 0
-    for k in program.kernels:
-        for ins in k.instrs:
-            if getattr(ins, "level", None) is not Level.DRAM:
-                continue
-            if isinstance(ins, Load):
-                total += slice_footprint(ins.src, k.axes, program.buffers, k.values)
-            elif isinstance(ins, Store):
-                total += slice_footprint(ins.dst, k.axes, program.buffers, k.values)
-    return total
+    return sum(kernel_dram_bytes(k, program.buffers) for k in program.kernels)
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:

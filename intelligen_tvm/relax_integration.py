@@ -17,6 +17,7 @@ from tvm import relax
 
 from . import targets
 from .gir_lowering.tir_reader import StageProgram, Unsupported, concat_programs, read_prim_func
+from .gir.program import numel
 from .region import Chooser, LoweredRegion, default_choice, lower_region
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
@@ -60,19 +61,12 @@ def _call_site(index: int, binding, mod: tvm.IRModule) -> CallSite | None:
 
 
 def compute_bound_reason(stages: StageProgram) -> str | None:
-    biggest = max(_numel(b.shape) for b in stages.buffers.values())
+    biggest = max(numel(b.shape) for b in stages.buffers.values())
     for st in stages.stages:
-        domain = _numel([e for _, e in (*st.spatial, *st.reduce)])
+        domain = numel([e for _, e in (*st.spatial, *st.reduce)])
         if domain > MAX_ITERATIONS_PER_ELEMENT * biggest:
             return "compute-intensive (matmul/conv-like); left to TVM"
     return None
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
 
 
 class _Names:

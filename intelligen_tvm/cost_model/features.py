@@ -11,20 +11,11 @@ import math
 
 from ..dataflow_graph.plan import HardwareModel
 from ..gir import expr as E
-from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync, slice_footprint
+from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync, kernel_dram_bytes
 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
                             "log1p", "sin", "cos", "tan"})
 KINDS = ("row", "flat", "column", "tile")
-
-
-def _dram_bytes(kernel: Kernel, program: Program) -> int:
-    total = 0
-    for ins in kernel.instrs:
-        if isinstance(ins, (Load, Store)) and ins.level is Level.DRAM:
-            sl = ins.src if isinstance(ins, Load) else ins.dst
-            total += slice_footprint(sl, kernel.axes, program.buffers, kernel.values)
-    return total
 
 
 def _strided_loads(kernel: Kernel) -> int:
@@ -65,7 +56,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
     threads = s.units * s.lanes
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
     reduces = [i for i in kernel.instrs if isinstance(i, Reduce)]
-    dram = _dram_bytes(kernel, program)
+    dram = kernel_dram_bytes(kernel, program.buffers)
     occ = occupancy(kernel, hw)
     resident = max(1.0, occ * hw.max_threads_per_processor / threads) * hw.processors
     out = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..gir import expr as E
-from ..gir.program import Kernel, Load, Reduce, Scope, dtype_bytes, slice_footprint
+from ..gir.program import Kernel, Load, Reduce, Scope, dtype_bytes, numel, slice_footprint
 from ..gir_lowering.tir_reader import Unsupported
 from .transpose_tile import TILE, stage_through_sram, transposed_axis
 
@@ -66,12 +66,6 @@ class ParallelStrategy:
                 "rows_per_group": self.rows_per_group, "vector": self.vector,
                 "elems_per_lane": self.per_lane * self.serial}
 
-
-def _prod(xs) -> int:
-    out = 1
-    for x in xs:
-        out *= x
-    return out
 
 
 def _pow2_at_least(x: int) -> int:
@@ -135,7 +129,7 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
     elif family == "column":
         strategy = column_strategy(kernel, hw, units=8, chunks=4)
     else:
-        n = _prod(a.extent for a in kernel.row)
+        n = numel(a.extent for a in kernel.row)
         lanes = hw.lanes_per_unit
         t = lanes if n <= 32 * lanes else min(hw.max_threads_per_group, max(2 * lanes, _pow2_at_least(-(-n // 16))))
         vec = _vector_width(kernel.row[-1].extent, 4, hw)
@@ -153,13 +147,13 @@ def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStra
     a, b = transposed_axis(kernel), kernel.outer[-1].name
     axes = kernel.axes
     tiles = -(-axes[a] // TILE) * -(-axes[b] // TILE)
-    rest = _prod(ax.extent for ax in kernel.outer if ax.name not in (a, b))
+    rest = numel(ax.extent for ax in kernel.outer if ax.name not in (a, b))
     return ParallelStrategy("tile", rest * tiles, units, hw.lanes_per_unit, 1, TILE, 1,
-                            TILE // units, 1, _prod(axes.values()), 1, tile_axes=(a, b))
+                            TILE // units, 1, numel(axes.values()), 1, tile_axes=(a, b))
 
 
 def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) -> ParallelStrategy:
-    outer = _prod(a.extent for a in kernel.outer)
+    outer = numel(a.extent for a in kernel.outer)
     threads = units * hw.lanes_per_unit
     groups = max(1, -(-outer // (threads * vector)))
     return ParallelStrategy("flat", groups, units, hw.lanes_per_unit, 1, threads, vector, 1, 1, outer, 1)
@@ -168,8 +162,8 @@ def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) ->
 def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector: int,
                  rows_per_group: int) -> ParallelStrategy:
     """`threads_per_row` lanes (a sub-warp, a warp or several warps) own a row."""
-    rows = _prod(a.extent for a in kernel.outer)
-    n = _prod(a.extent for a in kernel.row)
+    rows = numel(a.extent for a in kernel.outer)
+    n = numel(a.extent for a in kernel.row)
     lanes = hw.lanes_per_unit
     chunks = -(-n // (threads_per_row * vector))
     units = rows_per_group * threads_per_row // lanes
@@ -178,8 +172,8 @@ def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector
 
 
 def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) -> ParallelStrategy:
-    rows = _prod(a.extent for a in kernel.outer)
-    n = _prod(a.extent for a in kernel.row)
+    rows = numel(a.extent for a in kernel.outer)
+    n = numel(a.extent for a in kernel.row)
     lanes = hw.lanes_per_unit
     serial = -(-n // (units * chunks))
     groups = -(-rows // lanes)

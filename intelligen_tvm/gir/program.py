@@ -11,6 +11,7 @@ region axes.  The parallel strategy (see `strategy.py`) maps region axes to
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -46,7 +47,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        return _numel(self.shape) * dtype_bytes(self.dtype)
+        return numel(self.shape) * dtype_bytes(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -249,10 +250,10 @@ def _value_refs(expr: Expr) -> list[ValueRef]:
     return [e for e in walk(expr) if isinstance(e, ValueRef)]
 
 
-def _numel(shape: tuple[int, ...]) -> int:
+def numel(shape: Iterable[int]) -> int:
     n = 1
     for s in shape:
-        n *= s
+        n *= int(s)
     return n
 
 
@@ -285,3 +286,13 @@ def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer],
     for name in used:
         count *= axes.get(name, 1)
     return min(count * dtype_bytes(buf.dtype), buf.nbytes)
+
+
+def kernel_dram_bytes(kernel: Kernel, buffers: dict[str, Buffer]) -> int:
+    """Bytes moved between DRAM and the chip by the kernel's move instructions."""
+    total = 0
+    for ins in kernel.instrs:
+        if isinstance(ins, (Load, Store)) and ins.level is Level.DRAM:
+            sl = ins.src if isinstance(ins, Load) else ins.dst
+            total += slice_footprint(sl, kernel.axes, buffers, kernel.values)
+    return total

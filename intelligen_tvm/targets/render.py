@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..dataflow_graph.plan import ParallelStrategy
 from ..gir import expr as E
-from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, Sync
+from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, Sync, numel
 
 SYNC = object()   # marker between phases
 
@@ -325,7 +325,7 @@ class KernelRenderer:
         for name, val in self.kernel.values.items():
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
         for buf in self.kernel.local_buffers.values():
-            self.allocs.append(self.d.sram_alloc(buf.name, _numel(buf.shape), buf.dtype))
+            self.allocs.append(self.d.sram_alloc(buf.name, numel(buf.shape), buf.dtype))
         instrs = [i for i in self.kernel.instrs if not isinstance(i, Identity)]
         if s.serial > 1:
             self._render_streaming(instrs)
@@ -371,12 +371,6 @@ class KernelRenderer:
         for ins in after:
             self.render_instr(ins)
 
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _deps(ins, instrs) -> set[str]:
