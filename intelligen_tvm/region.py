@@ -11,9 +11,9 @@ import tvm
 
 from . import targets
 from .dataflow_graph.fuse import build_kernel
-from .dataflow_graph.plan import HardwareModel, plan_kernel
+from .dataflow_graph.plan import HardwareModel, plan_kernel, planned_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
-from .gir.program import Kernel, Load, Program, kernel_dram_bytes, slice_footprint
+from .gir.program import Kernel, Load, Program, slice_footprint
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram, Unsupported
@@ -45,8 +45,8 @@ class LoweredRegion:
 
 
 def program_dram_bytes(program: Program) -> int:
-    """Bytes moved between DRAM and the chip by every move instruction of the program."""
-    return sum(kernel_dram_bytes(k, program.buffers) for k in program.kernels)
+    """Bytes moved between DRAM and the chip by the program's moves (re-reads of streamed rows counted)."""
+    return sum(planned_dram_bytes(k, program.buffers) for k in program.kernels)
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:

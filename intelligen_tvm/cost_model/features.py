@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.plan import HardwareModel
+from ..dataflow_graph.plan import HardwareModel, planned_dram_bytes
 from ..gir import expr as E
-from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync, kernel_dram_bytes
+from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync
 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
                             "log1p", "sin", "cos", "tan"})
@@ -48,6 +48,7 @@ def occupancy(kernel: Kernel, hw: HardwareModel) -> float:
     groups = min(groups, 65536 // max(1, threads * regs_per_lane), 32)
     if sram:
         groups = min(groups, (4 * hw.sram_bytes_per_group) // sram)
+    groups = max(groups, 1)   # a group too large for the register file still runs, spilling
     return max(0.0, min(1.0, groups * threads / hw.max_threads_per_processor))
 
 
@@ -56,7 +57,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
     threads = s.units * s.lanes
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
     reduces = [i for i in kernel.instrs if isinstance(i, Reduce)]
-    dram = kernel_dram_bytes(kernel, program.buffers)
+    dram = planned_dram_bytes(kernel, program.buffers)
     occ = occupancy(kernel, hw)
     resident = max(1.0, occ * hw.max_threads_per_processor / threads) * hw.processors
     out = {
@@ -71,6 +72,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "vector": float(s.vector),
         "elems_per_lane": float(s.per_lane * s.serial),
         "serial_steps": float(s.serial),
+        "unrolled": float(s.unroll),
         "outer_size": float(s.outer_size),
         "row_size": float(s.row_size),
         "n_loads": float(sum(isinstance(i, Load) for i in kernel.instrs)),

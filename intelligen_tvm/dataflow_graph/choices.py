@@ -1,5 +1,11 @@
 """The choice space of a region: every valid set of plan knobs for its family.
 
+Row regions: threads per row from one lane to a block, rows per group, vector width, the
+row held in registers or streamed through serial steps (one sweep per reduction level,
+re-reading DRAM), unrolled or rolled chunk loops.  Column regions: units splitting the
+strided row, held on chip or streamed.  Transposes: a padded SRAM tile or a direct strided
+copy.  Elementwise: units per group and vector width.
+
 The monotonic rewrites leave one dataflow graph per region; what remains open is how it
 maps onto the hardware.  Knob values are data here; a combination is a candidate when it
 passes the verifier (registers, shared memory, threads per group, scopes).  Ranking them
@@ -8,17 +14,20 @@ is the cost model's job.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import product
 
-from ..gir.program import Kernel, Program
+from ..gir.program import Kernel, Program, numel
 from ..gir.verify import VerifyError, verify
 from ..gir_lowering.tir_reader import Unsupported
 from .plan import (HardwareModel, ParallelStrategy, column_strategy, flat_strategy, plan_family,
                    row_strategy, tile_strategy, with_strategy)
 
-ROW_THREADS = (8, 16, 32, 64, 128, 256, 512, 1024)
+ROW_THREADS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 VECTORS = (1, 2, 4)
-ROWS_PER_GROUP = (1, 2, 4, 8)
+ROWS_PER_GROUP = (1, 2, 4, 8, 16, 32)
+STREAM_THREADS = (256, 1024)   # a streamed row: a block sweeps it, chunks vectors per lane per step
+STREAM_CHUNKS = (1, 4)
 FLAT_UNITS = (2, 4, 8)
 COLUMN_UNITS = (2, 4, 8, 16)
 COLUMN_CHUNKS = (1, 2, 4, 8)
@@ -37,7 +46,23 @@ def _row_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]
         if (t < lanes and (rpg * t) % lanes) or (t > lanes and rpg != 1) or t % min(t, lanes):
             continue   # whole units per group; rows spanning units own their group
         out.append(row_strategy(kernel, hw, t, vec, rpg))
-    return out
+    out += [row_strategy(kernel, hw, t, vec, 1, chunks) for t, vec, chunks in product(STREAM_THREADS, VECTORS, STREAM_CHUNKS)
+            if t <= hw.max_threads_per_group and kernel.row[-1].extent % vec == 0 and t * vec * chunks < n]
+    return _with_unroll_choice(out)
+
+
+def _with_unroll_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]:
+    """Each strategy with several chunks per lane also as a rolled loop."""
+    return found + [replace(s, unroll=False) for s in found if s.chunks > 1]
+
+
+def _column_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]:
+    """Streamed (several serial steps) or held on chip (one step: `chunks` covers the row)."""
+    n = numel(a.extent for a in kernel.row)
+    out = [column_strategy(kernel, hw, u, c) for u, c in product(COLUMN_UNITS, COLUMN_CHUNKS)]
+    out += [column_strategy(kernel, hw, u, -(-n // u)) for u in COLUMN_UNITS
+            if -(-n // u) not in COLUMN_CHUNKS and -(-n // u) <= hw.reg_elems_per_lane]
+    return _with_unroll_choice(out)
 
 
 def _flat_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]:
@@ -50,9 +75,9 @@ def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrat
     if family == "row":
         return _row_strategies(kernel, hw)
     if family == "column":
-        return [column_strategy(kernel, hw, u, c) for u, c in product(COLUMN_UNITS, COLUMN_CHUNKS)]
-    if family == "tile":
-        return [tile_strategy(kernel, hw, u) for u in TILE_UNITS]
+        return _column_strategies(kernel, hw)
+    if family == "tile":   # through the padded SRAM tile, or a direct strided copy
+        return [tile_strategy(kernel, hw, u) for u in TILE_UNITS] + _flat_strategies(kernel, hw)
     return _flat_strategies(kernel, hw)
 
 

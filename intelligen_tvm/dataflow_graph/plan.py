@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..gir import expr as E
-from ..gir.program import Kernel, Load, Reduce, Scope, dtype_bytes, numel, slice_footprint
-from ..gir_lowering.tir_reader import Unsupported
+from ..gir.program import (Identity, Instr, Kernel, Level, Load, Reduce, Scope, Store, dtype_bytes,
+                           kernel_dram_bytes, numel, slice_footprint)
 from .transpose_tile import TILE, stage_through_sram, transposed_axis
 
 
@@ -50,6 +50,7 @@ class ParallelStrategy:
     outer_size: int           # rows (or flat elements)
     row_size: int             # N elements per row
     tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
+    unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
 
     @property
     def per_lane(self) -> int:
@@ -58,13 +59,14 @@ class ParallelStrategy:
     def __str__(self) -> str:
         return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "
                 f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
-                f"vector={self.vector}, chunks={self.chunks}, serial={self.serial})")
+                f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
+                + ("" if self.unroll else ", unroll=False") + ")")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
                 "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
                 "rows_per_group": self.rows_per_group, "vector": self.vector,
-                "elems_per_lane": self.per_lane * self.serial}
+                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll}
 
 
 
@@ -108,8 +110,6 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
     tile strategy stages its transposed loads through SRAM."""
     if strategy.kind == "tile":
         kernel = stage_through_sram(kernel, strategy.tile_axes[0])
-    if strategy.kind == "column":
-        _check_single_pass(kernel)
     scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
     if strategy.kind == "column":
         scope = Scope.GROUP
@@ -127,7 +127,7 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         vec = _vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
         strategy = flat_strategy(kernel, hw, units=8, vector=vec)
     elif family == "column":
-        strategy = column_strategy(kernel, hw, units=8, chunks=4)
+        strategy = _default_column(kernel, hw)
     else:
         n = numel(a.extent for a in kernel.row)
         lanes = hw.lanes_per_unit
@@ -136,9 +136,19 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         while vec > 1 and n < t * vec:
             vec //= 2
         strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
-        if strategy.per_lane > hw.reg_elems_per_lane:
-            raise Unsupported(f"a row of {n} elements does not fit in registers of {t} lanes")
+        if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
+            strategy = row_strategy(kernel, hw, t, vec, 1, chunks=STREAM_CHUNKS)
     return with_strategy(kernel, strategy, hw)
+
+
+def _default_column(kernel: Kernel, hw: HardwareModel) -> ParallelStrategy:
+    """Hold the strided row in registers when it fits (one DRAM read), with as few units as
+    the register budget allows; otherwise stream it (one sweep per reduction level)."""
+    n = numel(a.extent for a in kernel.row)
+    if len(stream_passes(kernel)[1]) == 1 or n > hw.max_threads_per_group // hw.lanes_per_unit * hw.reg_elems_per_lane:
+        return column_strategy(kernel, hw, units=8, chunks=4)
+    units = next(u for u in range(8, n + 1) if -(-n // u) <= hw.reg_elems_per_lane)
+    return column_strategy(kernel, hw, units, chunks=-(-n // units))
 
 
 def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStrategy:
@@ -160,15 +170,18 @@ def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) ->
 
 
 def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector: int,
-                 rows_per_group: int) -> ParallelStrategy:
-    """`threads_per_row` lanes (a sub-warp, a warp or several warps) own a row."""
+                 rows_per_group: int, chunks: int | None = None) -> ParallelStrategy:
+    """`threads_per_row` lanes (a sub-warp, a warp or several warps) own a row.  With no
+    `chunks` the whole row is held in registers; with `chunks` it streams in serial steps."""
     rows = numel(a.extent for a in kernel.outer)
     n = numel(a.extent for a in kernel.row)
     lanes = hw.lanes_per_unit
-    chunks = -(-n // (threads_per_row * vector))
-    units = rows_per_group * threads_per_row // lanes
+    per_step = chunks or -(-n // (threads_per_row * vector))
+    serial = -(-n // (threads_per_row * vector * per_step))
+    units = max(1, rows_per_group * threads_per_row // lanes)
     groups = -(-rows // rows_per_group)
-    return ParallelStrategy("row", groups, units, lanes, threads_per_row, rows_per_group, vector, chunks, 1, rows, n)
+    return ParallelStrategy("row", groups, units, lanes, threads_per_row, rows_per_group, vector, per_step,
+                            serial, rows, n)
 
 
 def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) -> ParallelStrategy:
@@ -180,18 +193,80 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
     return ParallelStrategy("column", groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
 
 
-def _check_single_pass(kernel: Kernel) -> None:
-    """Streaming the row needs every row value to be computable before any reduction ends."""
-    reduced = {i.dst for i in kernel.instrs if isinstance(i, Reduce)}
-    tainted = set(reduced)
+STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
+
+
+@dataclass(frozen=True)
+class StreamPass:
+    """One sweep over a streamed row: the row instructions recomputed inside the serial loop
+    (loads, computes, the sweep's reductions accumulated, stores), then the per-row
+    instructions that become computable once those reductions are combined."""
+
+    sweep: tuple[Instr, ...]
+    reduces: tuple[Reduce, ...]
+    after: tuple[Instr, ...]
+
+
+def stream_passes(kernel: Kernel) -> tuple[tuple[Instr, ...], list[StreamPass]]:
+    """Split a kernel for a row that streams instead of staying on chip.
+
+    A reduction of nesting level k (softmax's max is 1, its sum 2) can only start once the
+    reductions below it have ended, so it needs its own sweep, which recomputes the row
+    values it depends on from DRAM.  Returns the instructions before the first sweep and
+    the sweeps; a final sweep writes the row outputs.
+    """
     row_axes = {a.name for a in kernel.row}
-    for ins in kernel.instrs:
-        if isinstance(ins, Reduce):
-            if ins.src in tainted:
-                raise Unsupported("a strided-row reduction depends on another reduction (multi-pass)")
-            continue
-        if any(r in tainted for r in ins.reads):
-            for w in ins.writes:
-                tainted.add(w)
-                if row_axes & kernel.values[w].axes:
-                    raise Unsupported("a strided row is needed again after its reduction")
+    instrs = [i for i in kernel.instrs if not isinstance(i, Identity)]
+    level: dict[str, int] = {}
+    producer: dict[str, Instr] = {}
+
+    def level_of(ins: Instr) -> int:
+        return max((level[r] for r in ins.reads), default=0) + isinstance(ins, Reduce)
+
+    def on_row(ins: Instr) -> bool:
+        if isinstance(ins, Store):
+            return bool(ins.dst.axes() & row_axes or kernel.values[ins.src].axes & row_axes)
+        return not isinstance(ins, Reduce) and any(kernel.values[w].axes & row_axes for w in ins.writes)
+
+    for ins in instrs:
+        for w in ins.writes:
+            level[w], producer[w] = level_of(ins), ins
+
+    def row_deps(roots: list[Instr]) -> set[int]:
+        seen: set[int] = set()
+        todo = [r for root in roots for r in root.reads]
+        while todo:
+            ins = producer.get(todo.pop())
+            if ins is not None and on_row(ins) and id(ins) not in seen:
+                seen.add(id(ins))
+                todo.extend(ins.reads)
+        return seen
+
+    reduces = [i for i in instrs if isinstance(i, Reduce)]
+    depth = max((level_of(r) for r in reduces), default=0)
+    scalar = [i for i in instrs if not on_row(i) and not isinstance(i, Reduce)]
+    before = tuple(i for i in scalar if level_of(i) == 0)
+    passes = []
+    for k in range(1, depth + 1):
+        mine = [r for r in reduces if level_of(r) == k]
+        deps = row_deps(mine)
+        sweep = tuple(i for i in instrs if id(i) in deps or any(i is r for r in mine))
+        passes.append(StreamPass(sweep, tuple(mine), tuple(i for i in scalar if level_of(i) == k)))
+    stores = [i for i in instrs if isinstance(i, Store) and on_row(i)]
+    if stores:
+        deps = row_deps(stores) | {id(i) for i in stores}
+        passes.append(StreamPass(tuple(i for i in instrs if id(i) in deps), (), ()))
+    return before, passes
+
+
+def planned_dram_bytes(kernel: Kernel, buffers) -> int:
+    """DRAM bytes of a planned kernel: a streamed row re-reads its loads in every sweep."""
+    total = kernel_dram_bytes(kernel, buffers)
+    if kernel.strategy is None or kernel.strategy.serial == 1:
+        return total
+    loads = [i for p in stream_passes(kernel)[1] for i in p.sweep if isinstance(i, Load) and i.level is Level.DRAM]
+    once = {id(i): i for i in loads}
+    for ins in once.values():
+        extra = sum(i is ins for i in loads) - 1
+        total += extra * slice_footprint(ins.src, kernel.axes, buffers, kernel.values)
+    return total

@@ -25,8 +25,6 @@ class CpuDialect:
 
     def unit_allreduce(self, acc: str, op: str, width: int, s: ParallelStrategy) -> list:
         """The first lane of each `width`-lane segment folds the others, then all copy it."""
-        if width == 1:
-            return []
         mine, other = f"{acc}[u, l, 0]", f"{acc}[u, l + j, 0]"
         leader = "0" if width == s.lanes else f"l // {width} * {width}"
         return [

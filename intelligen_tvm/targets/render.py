@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..dataflow_graph.plan import ParallelStrategy
+from ..dataflow_graph.plan import ParallelStrategy, stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, Sync, numel
 
@@ -226,7 +226,8 @@ class KernelRenderer:
         inner = [f"for v in {vkind}({s.vector}):"] + ["    " + b for b in self._guard(list(conds), body)]
         if s.kind == "flat":
             return inner
-        return [f"for c in T.unroll({s.chunks}):"] + ["    " + b for b in inner]
+        chunk_loop = "T.unroll" if s.unroll else "T.serial"
+        return [f"for c in {chunk_loop}({s.chunks}):"] + ["    " + b for b in inner]
 
     # ---- instructions ----------------------------------------------------------------
     def render_instr(self, ins) -> None:
@@ -287,17 +288,25 @@ class KernelRenderer:
         return f"{sl.buffer}[{flat}]"
 
     def _reduce(self, ins: Reduce) -> None:
-        s = self.s
+        self._emit([f"{self.d.reg(ins.dst, '0')} = {const_text(ins.init)}"])
+        self._accumulate(ins)
+        self._combine(ins)
+
+    def _accumulate(self, ins: Reduce) -> None:
+        """Fold this lane's elements of the row into its accumulator."""
         acc = self.d.reg(ins.dst, "0")
         src = self._ref(ins.src, self._elem())
-        self._emit([f"{acc} = {const_text(ins.init)}"])
-        self._emit(self._row_loop([f"{acc} = {combine_text(ins.op, acc, src)}"], False,
-                                  [self._n_valid("c")]))
+        self._emit(self._row_loop([f"{acc} = {combine_text(ins.op, acc, src)}"], False, [self._n_valid("c")]))
+
+    def _combine(self, ins: Reduce) -> None:
+        """Combine the accumulators of the threads sharing a row: lanes of a unit, then units."""
+        s = self.s
         if s.kind == "column":
             self._cross_units(ins, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
             return
         width = min(s.threads_per_row, s.lanes)
-        for seg in self.d.unit_allreduce(ins.dst, ins.op, width, s):
+        lane_steps = self.d.unit_allreduce(ins.dst, ins.op, width, s) if width > 1 else []
+        for seg in lane_steps:
             if seg is SYNC:
                 self._sync()
             else:
@@ -326,11 +335,10 @@ class KernelRenderer:
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
         for buf in self.kernel.local_buffers.values():
             self.allocs.append(self.d.sram_alloc(buf.name, numel(buf.shape), buf.dtype))
-        instrs = [i for i in self.kernel.instrs if not isinstance(i, Identity)]
         if s.serial > 1:
-            self._render_streaming(instrs)
+            self._render_streaming()
         else:
-            for ins in instrs:
+            for ins in self.kernel.instrs:
                 self.render_instr(ins)
         params = [*self.program.inputs, *self.program.outputs]
         sig = ", ".join(
@@ -343,49 +351,27 @@ class KernelRenderer:
         lines += ["        " + b for b in self.d.kernel_body(s, self.allocs, self.segments)]
         return "\n".join(lines) + "\n"
 
-    def _render_streaming(self, instrs) -> None:
-        """Column plan: the row streams through `serial` steps; reductions accumulate across
-        steps and meet after the loop (plan.py checked that this is single-pass)."""
-        s = self.s
-        reduces = [i for i in instrs if isinstance(i, Reduce)]
-        in_loop = [i for i in instrs if not isinstance(i, Reduce) and any(self._is_row(w) for w in i.writes)]
-        before = [i for i in instrs if i not in in_loop and not isinstance(i, Reduce)
-                  and not any(r in {x.dst for x in reduces} for r in _deps(i, instrs))]
-        after = [i for i in instrs if i not in in_loop and i not in before and not isinstance(i, Reduce)]
+    def _render_streaming(self) -> None:
+        """The row streams through `serial` steps, one sweep per reduction level (plan.py
+        splits the sweeps); accumulators carry across steps and combine after each sweep."""
+        before, passes = stream_passes(self.kernel)
         for ins in before:
             self.render_instr(ins)
-        for red in reduces:
-            self._emit([f"{self.d.reg(red.dst, '0')} = {const_text(red.init)}"])
-        body_start = len(self.segments[-1])
-        for ins in in_loop:
-            self.render_instr(ins)
-        for red in reduces:
-            acc = self.d.reg(red.dst, "0")
-            src = self._ref(red.src, self._elem())
-            self._emit(self._row_loop([f"{acc} = {combine_text(red.op, acc, src)}"], False,
-                                      [self._n_valid("c")]))
-        seg = self.segments[-1]
-        seg[body_start:] = [f"for st in T.serial({s.serial}):"] + ["    " + b for b in seg[body_start:]]
-        for red in reduces:
-            self._cross_units(red, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
-        for ins in after:
-            self.render_instr(ins)
-
-
-
-def _deps(ins, instrs) -> set[str]:
-    """All values `ins` depends on, transitively."""
-    producers = {w: i for i in instrs for w in i.writes}
-    seen: set[str] = set()
-    todo = list(ins.reads)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in producers:
-            todo.extend(producers[name].reads)
-    return seen
+        for sweep in passes:
+            for red in sweep.reduces:
+                self._emit([f"{self.d.reg(red.dst, '0')} = {const_text(red.init)}"])
+            start = len(self.segments[-1])
+            for ins in sweep.sweep:
+                if isinstance(ins, Reduce):
+                    self._accumulate(ins)
+                else:
+                    self.render_instr(ins)
+            seg = self.segments[-1]
+            seg[start:] = [f"for st in T.serial({self.s.serial}):"] + ["    " + b for b in seg[start:]]
+            for red in sweep.reduces:
+                self._combine(red)
+            for ins in sweep.after:
+                self.render_instr(ins)
 
 
 def render_program(program: Program, dialect: Dialect, func_name: str) -> str:

@@ -32,8 +32,10 @@ def test_features_are_numeric_and_describe_the_plan(name: str) -> None:
         assert sum(f[f"kind_{k}"] for k in KINDS) == 1.0
         assert f["vector"] == cand.strategy.vector
         assert 0.0 < f["occupancy"] <= 1.0
-        # every candidate moves the ideal bytes: inputs once, outputs once
-        assert f["dram_bytes"] == sum(shell.buffers[b].nbytes for b in (*shell.inputs, *shell.outputs))
+        # a candidate holding its rows on chip moves the ideal bytes (inputs once, outputs
+        # once); a streamed one re-reads its inputs in every sweep after the first
+        ideal = sum(shell.buffers[b].nbytes for b in (*shell.inputs, *shell.outputs))
+        assert f["dram_bytes"] == ideal if cand.strategy.serial == 1 else f["dram_bytes"] >= ideal
 
 
 def test_prior_prefers_vectors_and_coalesced_access() -> None:

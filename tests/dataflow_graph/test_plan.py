@@ -9,11 +9,10 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import HardwareModel, ParallelStrategy, plan_kernel
+from intelligen_tvm.dataflow_graph.plan import HardwareModel, ParallelStrategy, plan_kernel, stream_passes
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.gir.program import Level, Load, Program, Reduce, Scope, Store, Sync
 from intelligen_tvm.gir.verify import verify
-from intelligen_tvm.gir_lowering.tir_reader import Unsupported
 from intelligen_tvm.region import program_dram_bytes
 from intelligen_tvm.targets import hardware_model
 from tests.helpers import chain_stages, eval_gir
@@ -104,9 +103,27 @@ def test_row_vector_width(n: int, vector: int) -> None:
     assert s.chunks * s.vector * s.threads_per_row >= n
 
 
-def test_a_row_that_does_not_fit_in_registers_is_refused() -> None:
-    with pytest.raises(Unsupported, match="does not fit in registers"):
-        planned(lambda x: op.nn.softmax(x), [(4, 1 << 17)])
+def test_a_row_too_long_for_registers_streams_one_sweep_per_reduction_level() -> None:
+    k, prog, _ = planned(lambda x: op.nn.softmax(x), [(4, 1 << 17)])
+    s = k.strategy
+    assert s.kind == "row" and s.serial > 1 and s.per_lane <= HW.reg_elems_per_lane
+    assert s.serial * s.per_lane * s.threads_per_row >= 1 << 17
+    before, passes = stream_passes(k)
+    # softmax: the max, then the sum of exp(x - max), then the output: x is read three times
+    assert [[r.op for r in p.reduces] for p in passes] == [["max"], ["sum"], []]
+    assert all(any(isinstance(i, Load) for i in p.sweep) for p in passes)
+    assert any(isinstance(i, Store) for i in passes[-1].sweep)
+    row_bytes = 4 * (1 << 17) * 4
+    assert program_dram_bytes(prog) == 3 * row_bytes + row_bytes
+
+
+def test_a_single_reduction_level_streams_in_two_sweeps() -> None:
+    """rms_norm: the sum of squares, then the output (x read twice, the weight once)."""
+    k, prog, _ = planned(lambda x, w: op.nn.rms_norm(x, w, axes=[-1]), [(2, 1 << 17), (1 << 17,)])
+    _, passes = stream_passes(k)
+    assert [[r.op for r in p.reduces] for p in passes] == [["sum"], []]
+    n = 1 << 17
+    assert program_dram_bytes(prog) == 4 * (2 * n) * 2 + 4 * n + 4 * (2 * n)
 
 
 def test_wider_units_change_the_row_mapping() -> None:
@@ -127,9 +144,18 @@ def test_column_plan_for_a_sum_over_axis_0() -> None:
     assert s.vector == 1 and s.serial * s.chunks * s.units >= 4096   # the column streams
 
 
-def test_column_plan_refuses_multi_pass_rows() -> None:
-    with pytest.raises(Unsupported, match="strided"):
-        planned(lambda x: op.nn.softmax(x, axis=0), [(64, 8)])
+def test_a_multi_pass_strided_row_is_held_on_chip_when_it_fits() -> None:
+    k, prog, _ = planned(lambda x: op.nn.softmax(x, axis=0), [(64, 8)])
+    s = k.strategy
+    assert s.kind == "column" and s.serial == 1 and s.chunks * s.units >= 64
+    assert program_dram_bytes(prog) == 2 * 64 * 8 * 4      # read once, written once
+
+
+def test_a_multi_pass_strided_row_too_long_for_registers_streams() -> None:
+    k, prog, _ = planned(lambda x: op.nn.softmax(x, axis=0), [(4096, 8)])
+    assert k.strategy.kind == "column" and k.strategy.serial > 1
+    assert len(stream_passes(k)[1]) == 3
+    assert program_dram_bytes(prog) == 4 * 4096 * 8 * 4
 
 
 # ---- transpose through a shared-memory tile (CUDA) ------------------------------------------
@@ -164,5 +190,6 @@ def test_strategy_describe_is_json_ready() -> None:
     s = ParallelStrategy("row", 10, 4, 32, 32, 4, 4, 2, 1, 40, 256)
     d = s.describe()
     assert d == {"kind": "row", "groups": 10, "units_per_group": 4, "lanes_per_unit": 32,
-                 "threads_per_row": 32, "rows_per_group": 4, "vector": 4, "elems_per_lane": 8}
+                 "threads_per_row": 32, "rows_per_group": 4, "vector": 4, "elems_per_lane": 8,
+                 "unroll": True}
     assert s.per_lane == 8 and str(s).startswith("row(groups=10")
