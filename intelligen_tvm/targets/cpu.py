@@ -23,7 +23,7 @@ class CpuDialect:
     def sram_alloc(self, name: str, size: int, dtype: str) -> str:
         return f'{name} = T.alloc_buffer(({size},), "{dtype}")'
 
-    def unit_allreduce(self, acc: str, op: str, width: int, s: ParallelStrategy) -> list:
+    def unit_allreduce(self, acc: str, op: str, width: int, s: ParallelStrategy, dtype: str) -> list:
         """The first lane of each `width`-lane segment folds the others, then all copy it."""
         if width == 1:
             return []
