@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 import tvm
-import tvm_ffi
 from tvm import relax
 
 import intelligen_tvm
@@ -28,6 +26,7 @@ from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import rocm_toolchain
 from intelligen_tvm.targets.presets import AMD_GFX90A
+from intelligen_tvm.testing import amdgpu_kernel_metadata, device_modules, rocm_code_object
 from tests.helpers import chain_stages, run_prim_func, suite_model, suite_region
 
 ROCM = tvm.target.Target({"kind": "rocm", "mcpu": "gfx90a"})
@@ -71,26 +70,8 @@ def rocm_build(name: str) -> tuple[dict, str, bytes]:
     mod = intelligen_tvm.from_onnx(suite_model(name, small=False))
     report = intelligen_tvm.explain(mod, ROCM)
     executable = tvm.compile(mod, target=ROCM, relax_pipeline="intelligen")
-    (hip,) = _modules(executable.mod, "hip")
-    # The code object is what serializing the module packs (inspect_source cannot return bytes).
-    packed = tvm_ffi.get_global_func("runtime.ModulePackImportsToTensor")(executable.mod).numpy().tobytes()
-    start = packed.find(b"\x7fELF")
-    assert start >= 0, "no ELF code object in the packed rocm module"
-    return report, hip.inspect_source("asm"), packed[start:]
-
-
-def _modules(module, kind: str) -> list:
-    found = [module] if module.kind == kind else []
-    return found + [m for sub in module.imports for m in _modules(sub, kind)]
-
-
-def _kernel_meta(asm: str) -> dict[str, dict[str, int]]:
-    """Kernel name -> integer fields of its AMDHSA metadata (.max_flat_workgroup_size, ...)."""
-    out = {}
-    for block in re.split(r"\n\s+- \.agpr_count:", asm)[1:]:
-        name = re.search(r"\.symbol:\s+(\w+)\.kd", block).group(1)
-        out[name] = {k: int(v) for k, v in re.findall(r"\.(\w+):\s+(\d+)\s*$", block, re.M)}
-    return out
+    (hip,) = device_modules(executable, "hip")
+    return report, hip.inspect_source("asm"), rocm_code_object(executable)
 
 
 @pytest.mark.usefixtures("toolchain")
@@ -111,7 +92,7 @@ def test_every_case_builds_hsaco_with_intelligen_regions(name: str) -> None:
     assert int.from_bytes(code[18:20], "little") == EM_AMDGPU
     assert '.amdgcn_target "amdgcn-amd-amdhsa-hcc-gfx90a"' in asm
     # one kernel, ours, compiled for wave64 and for at least the threads we launch
-    meta = _kernel_meta(asm)
+    meta = amdgpu_kernel_metadata(asm)
     assert list(meta) == [f"{region['name']}_kernel"], list(meta)
     (m,) = meta.values()
     assert m["wavefront_size"] == 64
@@ -127,7 +108,7 @@ def test_reductions_are_wave64_butterflies(name: str) -> None:
     partial results of several waves (and transpose tiles) go through LDS."""
     report, asm, _ = rocm_build(name)
     s = report["regions"][0]["strategy"]
-    (m,) = _kernel_meta(asm).values()
+    (m,) = amdgpu_kernel_metadata(asm).values()
     shuffles = asm.count("ds_bpermute_b32")
     if s["kind"] == "row" and s["threads_per_row"] >= 64:
         assert shuffles > 0 and shuffles % 6 == 0, shuffles
@@ -151,8 +132,8 @@ def test_transpose_tile_is_a_wave_wide() -> None:
     lowered = lower_region(sp, "tile", ROCM)
     assert lowered.kernel.strategy.kind == "tile" and lowered.kernel.strategy.lanes == 64
     lib = tvm.compile(tvm.IRModule({"tile": lowered.prim_func}), target=ROCM)
-    (hip,) = _modules(lib.mod, "hip")
-    (m,) = _kernel_meta(hip.inspect_source("asm")).values()
+    (hip,) = device_modules(lib, "hip")
+    (m,) = amdgpu_kernel_metadata(hip.inspect_source("asm")).values()
     assert m["group_segment_fixed_size"] >= (64 * 65 - 1) * 4, m
     assert m["max_flat_workgroup_size"] >= 256
 
