@@ -38,7 +38,7 @@ def test_cdna_presets_are_wave64_with_64k_lds() -> None:
 def test_default_plans_fill_the_default_threads_per_group(name: str, kind: str) -> None:
     """256 threads per group on both: 8 warps on CUDA, 4 wavefronts on ROCm (rows: 4 rows per
     group of one unit each)."""
-    sp = suite_region(name, small=False)[0]
+    sp = suite_region(name, small=True)[0]
     for preset, units in ((NVIDIA_SM90, 8), (AMD_GFX90A, 4)):
         kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
         s = plan_kernel(kernel, sp.buffers, preset.model).strategy
