@@ -82,14 +82,18 @@ def region_fingerprint(kernel: Kernel, shell: Program) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool = True,
-                 choose: Chooser = default_choice) -> LoweredRegion:
+def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
+                 choose: Chooser = default_choice, hw: HardwareModel | None = None) -> LoweredRegion:
     """Raises `Unsupported` with the reason when the region cannot be taken.
 
+    `target` is a tvm Target, a dict or a kind name; it picks the dialect and, unless `hw`
+    is given, the hardware preset.  An explicit `hw` plans for other hardware than the
+    target's: the CPU lowering (llvm) of a ROCm plan checks wave64 numerics without a GPU.
     With `emit=False` (trial merges during region selection) no TIR is rendered."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
-    hw = targets.hardware_model(target_kind)
+    target = targets.as_target(target)
+    hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
     ideal = ideal_dram_bytes(fused, naive)
@@ -102,6 +106,6 @@ def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool =
                             stage_program=stages, rewritten=rewritten)
     if not emit:
         return lowered
-    lowered.source = targets.render_source(optimized, target_kind, name)
+    lowered.source = targets.render_source(optimized, target.kind.name, name)
     lowered.prim_func = targets.parse_source(lowered.source)
     return lowered

@@ -91,10 +91,10 @@ class _Names:
 class RegionSelector:
     """Groups the call_tir bindings of one dataflow block into regions."""
 
-    def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target_kind: str):
+    def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target):
         self.bindings = bindings
         self.mod = mod
-        self.target_kind = target_kind
+        self.target = targets.as_target(target)
         self.names = _Names()
         self.sites = {i: s for i, b in enumerate(bindings) if (s := _call_site(i, b, mod)) is not None}
         self.users: dict[int, set[int]] = {}
@@ -133,7 +133,7 @@ class RegionSelector:
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
-            return lower_region(stages, name, self.target_kind, emit=name != "trial", choose=choose)
+            return lower_region(stages, name, self.target, emit=name != "trial", choose=choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
@@ -216,10 +216,10 @@ def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Ch
         region.lowered, region.reason = None, str(err)
 
 
-def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target_kind: str,
+def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target,
                    counter: list[int], reports: list[dict], choose: Chooser) -> relax.DataflowBlock:
     bindings = list(block.bindings)
-    selector = RegionSelector(bindings, bb.get(), outside, target_kind)
+    selector = RegionSelector(bindings, bb.get(), outside, target)
     regions = selector.select()
     replace_at: dict[int, list] = {}
     drop: set[int] = set()
@@ -300,7 +300,7 @@ def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
     return uses
 
 
-def apply_regions(mod: tvm.IRModule, target_kind: str,
+def apply_regions(mod: tvm.IRModule, target,
                   choose: Chooser = default_choice) -> tuple[tvm.IRModule, list[dict]]:
     """Replace memory-intensive regions of every Relax function; returns the report too.
 
@@ -315,7 +315,7 @@ def apply_regions(mod: tvm.IRModule, target_kind: str,
         blocks = []
         for k, blk in enumerate(func.body.blocks):
             if isinstance(blk, relax.DataflowBlock):
-                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target_kind, counter, reports, choose)
+                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose)
             blocks.append(blk)
         new_body = relax.SeqExpr(blocks, func.body.body)
         updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
@@ -339,22 +339,18 @@ def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
 def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default_choice) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return apply_regions(mod, target.kind.name, choose)[0]
+        return apply_regions(mod, target, choose)[0]
 
     return _pass
 
 
 def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict:
     """JSON-serializable region report for `mod` compiled for `target`."""
-    target = _as_target(target)
+    target = targets.as_target(target)
     _check_target(target)
     with target:
-        _, reports = apply_regions(_prepare(mod), target.kind.name, choose)
+        _, reports = apply_regions(_prepare(mod), target, choose)
     return {"target": str(target.kind.name), "regions": reports}
-
-
-def _as_target(target) -> tvm.target.Target:
-    return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
 
 
 def _check_target(target: tvm.target.Target) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -144,15 +145,40 @@ def assert_close(
         )
 
 
-def device_sources(executable: Any, kind: str) -> list[str]:
-    """Generated source text of every ``kind`` module (e.g. "cuda") inside an executable."""
+def device_modules(executable: Any, kind: str) -> list:
+    """Every ``kind`` runtime module (e.g. "cuda", "hip") inside an executable."""
     found, stack = [], [executable.mod]
     while stack:
         module = stack.pop()
         if module.kind == kind:
-            found.append(module.inspect_source(""))
+            found.append(module)
         stack.extend(module.imports)
     return found
+
+
+def device_sources(executable: Any, kind: str) -> list[str]:
+    """Generated source text of every ``kind`` module (e.g. "cuda") inside an executable."""
+    return [module.inspect_source("") for module in device_modules(executable, kind)]
+
+
+def rocm_code_object(executable: Any) -> bytes:
+    """The HSACO (AMDGPU ELF) of a rocm executable, as serializing it packs it: the runtime
+    cannot hand the bytes over otherwise without a ROCm device."""
+    packed = tvm.get_global_func("runtime.ModulePackImportsToTensor")(executable.mod).numpy().tobytes()
+    start = packed.find(b"\x7fELF")
+    if start < 0:
+        raise ValueError("no ELF code object in the executable")
+    return packed[start:]
+
+
+def amdgpu_kernel_metadata(asm: str) -> dict[str, dict[str, int]]:
+    """Kernel name -> integer fields of its AMDHSA metadata (.wavefront_size,
+    .max_flat_workgroup_size, .vgpr_count, .group_segment_fixed_size, ...) from the assembly."""
+    out = {}
+    for block in re.split(r"\n\s+- \.agpr_count:", asm)[1:]:
+        name = re.search(r"\.symbol:\s+(\w+)\.kd", block).group(1)
+        out[name] = {k: int(v) for k, v in re.findall(r"\.(\w+):\s+(\d+)\s*$", block, re.M)}
+    return out
 
 
 def nvcc_check(source_path: Path, arch: str) -> str:

@@ -33,7 +33,7 @@ from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.plan import HardwareModel, ParallelStrategy
 from .gir.program import Kernel, Program
 from .region import default_choice, region_fingerprint
-from .relax_integration import _as_target, explain, intelligen_pipeline
+from .relax_integration import explain, intelligen_pipeline
 
 TUNING_SIDECAR = "tuning.json"
 
@@ -101,7 +101,7 @@ def _progress(done: int, total: int, label: str) -> None:
 
 def _ranked_regions(mod: tvm.IRModule, target: tvm.target.Target, trials: int, model
                     ) -> Iterator[tuple[RegionToTune, list[tuple[Kernel, dict]]]]:
-    hw = targets.hardware_model(target.kind.name)
+    hw = targets.hardware_model(target)
     for region in collect_regions(mod, target):
         yield region, rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
 
@@ -117,7 +117,7 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
          measurer=None, model=None, progress: bool = True) -> dict[str, dict]:
     """Measure up to `trials` candidates per region; append records; return the best
     candidate per region fingerprint."""
-    target = _as_target(target)
+    target = targets.as_target(target)
     measurer = measurer or LocalMeasurer(target)
     db = RecordDB(records)
     best: dict[str, dict] = {}
@@ -138,7 +138,7 @@ def export_tuning_bundle(mod: tvm.IRModule, target, directory: str | Path, trial
                          model=None) -> Path:
     """Cross-host tuning, step 1 (compile host): the top candidates of every region as a
     measurement bundle, plus what each one is (region, candidate, features)."""
-    target = _as_target(target)
+    target = targets.as_target(target)
     inputs, described = [], []
     for region, ranked in _ranked_regions(mod, target, trials, model):
         inputs += measure_inputs(region, [k for k, _ in ranked], target.kind.name)
@@ -154,7 +154,7 @@ def ingest_tuning_bundle(directory: str | Path, target, records: str) -> list[Re
     turn its results into records."""
     directory = Path(directory)
     described = json.loads((directory / TUNING_SIDECAR).read_text())["candidates"]
-    new = _records(_as_target(target), ((d["region"], d["candidate"], d["features"], res)
+    new = _records(targets.as_target(target), ((d["region"], d["candidate"], d["features"], res)
                                         for d, res in zip(described, ingest_bundle(directory))))
     RecordDB(records).append(new)
     return new
@@ -170,7 +170,7 @@ class RecordChooser:
             if key not in self.best or rec.median_us < self.best[key].median_us:
                 self.best[key] = rec
         self.model = model
-        self.target = _as_target(target) if target is not None else None
+        self.target = targets.as_target(target) if target is not None else None
 
     def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
         target = self.target or tvm.target.Target.current()

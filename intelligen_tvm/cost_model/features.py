@@ -45,7 +45,7 @@ def occupancy(kernel: Kernel, hw: HardwareModel) -> float:
     sram = sum(b.nbytes for b in kernel.local_buffers.values())
     sram += sum(1 for i in kernel.instrs if isinstance(i, Reduce) and i.scope is Scope.GROUP) * threads * 4
     groups = hw.max_threads_per_processor // threads
-    groups = min(groups, 65536 // max(1, threads * regs_per_lane), 32)
+    groups = min(groups, hw.regs_per_processor // max(1, threads * regs_per_lane), hw.max_groups_per_processor)
     if sram:
         groups = min(groups, (4 * hw.sram_bytes_per_group) // sram)
     groups = max(groups, 1)   # a group too large for the register file still runs, spilling

@@ -71,7 +71,7 @@ def _flat_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy
 
 
 def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrategy]:
-    family = plan_family(kernel, buffers)
+    family = plan_family(kernel, buffers, hw)
     if family == "row":
         return _row_strategies(kernel, hw)
     if family == "column":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from ..gir import expr as E
 from ..gir.program import (Identity, Instr, Kernel, Level, Load, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
-from .transpose_tile import TILE, stage_through_sram, transposed_axis
+from .transpose_tile import stage_through_sram, transposed_axis
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class HardwareModel:
     processors: int = 1                     # SMs / compute units running groups concurrently
     max_threads_per_processor: int = 2048
     dram_gbps: float = 100.0                # nominal DRAM bandwidth (datasheet), for the prior only
+    default_threads_per_group: int = 256    # threads per group of the default plans
+    regs_per_processor: int = 65536         # 32-bit lane registers per processor (occupancy)
+    max_groups_per_processor: int = 32      # resident groups per processor (occupancy)
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,13 @@ def _main_load(kernel: Kernel, buffers) -> Load | None:
     return max(lds, key=lambda ld: slice_footprint(ld.src, kernel.axes, buffers, kernel.values))
 
 
-def plan_family(kernel: Kernel, buffers) -> str:
-    """Which kind of plan the region's shape calls for (the knobs come separately)."""
+def plan_family(kernel: Kernel, buffers, hw: HardwareModel) -> str:
+    """Which kind of plan the region's shape calls for (the knobs come separately).
+    A transpose tile is as wide as a unit; it pays off once both edges fill half of it."""
     if not kernel.row:
         a = transposed_axis(kernel)
-        if a is not None and kernel.axes[a] >= TILE // 2 and kernel.outer[-1].extent >= TILE // 2:
+        half = hw.lanes_per_unit // 2
+        if a is not None and kernel.axes[a] >= half and kernel.outer[-1].extent >= half:
             return "tile"
         return "flat"
     main = _main_load(kernel, buffers)
@@ -109,7 +114,7 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
     """Attach a strategy; reduction scopes follow from how many threads share a row, and a
     tile strategy stages its transposed loads through SRAM."""
     if strategy.kind == "tile":
-        kernel = stage_through_sram(kernel, strategy.tile_axes[0])
+        kernel = stage_through_sram(kernel, strategy.tile_axes[0], tile=strategy.lanes)
     scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
     if strategy.kind == "column":
         scope = Scope.GROUP
@@ -119,15 +124,16 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
 
 def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
     """The default plan: one good choice of knobs per family."""
-    family = plan_family(kernel, buffers)
+    family = plan_family(kernel, buffers, hw)
+    units = hw.default_threads_per_group // hw.lanes_per_unit
     if family == "tile":
-        strategy = tile_strategy(kernel, hw, units=8)
+        strategy = tile_strategy(kernel, hw, units=units)
     elif family == "flat":
         width = max(dtype_bytes(b.dtype) for b in buffers.values())
         vec = _vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
-        strategy = flat_strategy(kernel, hw, units=8, vector=vec)
+        strategy = flat_strategy(kernel, hw, units=units, vector=vec)
     elif family == "column":
-        strategy = _default_column(kernel, hw)
+        strategy = _default_column(kernel, hw, units)
     else:
         n = numel(a.extent for a in kernel.row)
         lanes = hw.lanes_per_unit
@@ -141,25 +147,27 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
     return with_strategy(kernel, strategy, hw)
 
 
-def _default_column(kernel: Kernel, hw: HardwareModel) -> ParallelStrategy:
-    """Hold the strided row in registers when it fits (one DRAM read), with as few units as
-    the register budget allows; otherwise stream it (one sweep per reduction level)."""
+def _default_column(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStrategy:
+    """Hold the strided row in registers when it fits (one DRAM read), with as few units
+    (at least the default) as the register budget allows; otherwise stream it (one sweep
+    per reduction level)."""
     n = numel(a.extent for a in kernel.row)
     if len(stream_passes(kernel)[1]) == 1 or n > hw.max_threads_per_group // hw.lanes_per_unit * hw.reg_elems_per_lane:
-        return column_strategy(kernel, hw, units=8, chunks=4)
-    units = next(u for u in range(8, n + 1) if -(-n // u) <= hw.reg_elems_per_lane)
+        return column_strategy(kernel, hw, units, chunks=4)
+    units = next(u for u in range(units, max(units, n) + 1) if -(-n // u) <= hw.reg_elems_per_lane)
     return column_strategy(kernel, hw, units, chunks=-(-n // units))
 
 
 def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStrategy:
-    """One group per TILE x TILE tile of (a, innermost); lanes along a TILE edge, units
-    stride over the other, each lane handles TILE / units elements."""
+    """One group per tile x tile square of (a, innermost), the tile as wide as a unit; lanes
+    along one edge, units stride over the other, each lane handles tile / units elements."""
     a, b = transposed_axis(kernel), kernel.outer[-1].name
     axes = kernel.axes
-    tiles = -(-axes[a] // TILE) * -(-axes[b] // TILE)
+    tile = hw.lanes_per_unit
+    tiles = -(-axes[a] // tile) * -(-axes[b] // tile)
     rest = numel(ax.extent for ax in kernel.outer if ax.name not in (a, b))
-    return ParallelStrategy("tile", rest * tiles, units, hw.lanes_per_unit, 1, TILE, 1,
-                            TILE // units, 1, numel(axes.values()), 1, tile_axes=(a, b))
+    return ParallelStrategy("tile", rest * tiles, units, tile, 1, tile, 1,
+                            tile // units, 1, numel(axes.values()), 1, tile_axes=(a, b))
 
 
 def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) -> ParallelStrategy:

@@ -3,9 +3,9 @@
 When the innermost axis of a load (`a`, contiguous in the input) differs from the
 innermost axis of the region (`b`, contiguous in the output), one of the two accesses is
 strided whichever way lanes are mapped.  Staging through SRAM makes both coalesced:
-lanes run along `a` while loading a TILE x TILE tile, a barrier, then lanes run along `b`
-while reading it back transposed.  The tile's rows are padded by one element so that the
-transposed read hits TILE different banks.
+lanes run along `a` while loading a tile x tile square (as wide as a unit: 32 on CUDA, 64 on
+ROCm), a barrier, then lanes run along `b` while reading it back transposed.  The tile's rows
+are padded by one element so that the transposed read hits different banks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import replace
 from ..gir import expr as E
 from ..gir.program import Buffer, Kernel, Level, Load, Slice, Store, Sync
 
-TILE = 32
 PAD = 1
 
 
@@ -35,22 +34,22 @@ def transposed_axis(kernel: Kernel) -> str | None:
     return None
 
 
-def stage_through_sram(kernel: Kernel, a: str) -> Kernel:
+def stage_through_sram(kernel: Kernel, a: str, tile: int) -> Kernel:
     """Rewrite every load whose last index is `a` into DRAM->REG, REG->SRAM, sync,
     SRAM->REG (the GIR of the staged copy); the phase before the sync uses the
     load-side lane mapping."""
     b = kernel.outer[-1].name
-    mod = lambda axis: E.Call("int32", "floormod", (E.Var("int32", axis), E.Const("int32", TILE)))  # noqa: E731
+    mod = lambda axis: E.Call("int32", "floormod", (E.Var("int32", axis), E.Const("int32", tile)))  # noqa: E731
     before, after, local = [], [], dict(kernel.local_buffers)
     values = dict(kernel.values)
     for ins in kernel.instrs:
         last = ins.src.index[-1] if isinstance(ins, Load) and ins.src.index else None
         if isinstance(last, E.Var) and last.name == a:
-            tile = f"tile{len(local)}"
-            local[tile] = Buffer(tile, (TILE, TILE + PAD), values[ins.dst].dtype, Level.SRAM)
+            name = f"tile{len(local)}"
+            local[name] = Buffer(name, (tile, tile + PAD), values[ins.dst].dtype, Level.SRAM)
             staged = f"{ins.dst}_dram"
             values[staged] = replace(values[ins.dst], name=staged)
-            tile_slice = Slice(tile, (mod(b), mod(a)))
+            tile_slice = Slice(name, (mod(b), mod(a)))
             before += [replace(ins, dst=staged), Store(tile_slice, staged, Level.SRAM)]
             after.append(Load(ins.dst, tile_slice, Level.SRAM))
         else:

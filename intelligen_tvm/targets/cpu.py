@@ -23,7 +23,7 @@ class CpuDialect:
     def sram_alloc(self, name: str, size: int, dtype: str) -> str:
         return f'{name} = T.alloc_buffer(({size},), "{dtype}")'
 
-    def unit_allreduce(self, acc: str, op: str, width: int, s: ParallelStrategy) -> list:
+    def unit_allreduce(self, acc: str, op: str, width: int, s: ParallelStrategy, dtype: str) -> list:
         """The first lane of each `width`-lane segment folds the others, then all copy it."""
         mine, other = f"{acc}[u, l, 0]", f"{acc}[u, l + j, 0]"
         leader = "0" if width == s.lanes else f"l // {width} * {width}"

@@ -24,7 +24,7 @@ class Dialect(Protocol):
     def reg(self, name: str, index: str) -> str: ...
     def reg_alloc(self, name: str, size: int, dtype: str, s: ParallelStrategy) -> str: ...
     def sram_alloc(self, name: str, size: int, dtype: str) -> str: ...
-    def unit_allreduce(self, acc: str, combine, width: int, s: ParallelStrategy) -> list: ...
+    def unit_allreduce(self, acc: str, op: str, width: int, s: ParallelStrategy, dtype: str) -> list: ...
     def kernel_body(self, s: ParallelStrategy, allocs: list[str], segments: list) -> list[str]: ...
 
 
@@ -155,7 +155,7 @@ class KernelRenderer:
         s = self.s
         if s.kind == "tile":
             axes, text = self.kernel.axes, self._axis_text()
-            conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % 32]
+            conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % s.lanes]
             return " and ".join(conds) or None
         if s.kind == "flat":
             return None if s.groups * s.units * s.lanes * s.vector == s.outer_size else f"{self._row()} < {s.outer_size}"
@@ -173,10 +173,11 @@ class KernelRenderer:
         s = self.s
         a, b = s.tile_axes
         axes = self.kernel.axes
-        na, nb = -(-axes[a] // 32), -(-axes[b] // 32)
+        tile = s.lanes
+        na, nb = -(-axes[a] // tile), -(-axes[b] // tile)
         along, across = ("l", f"(u + {s.units} * c)")
         a_off, b_off = (along, across) if self.load_side else (across, along)
-        out = {a: f"((g // {nb}) % {na} * 32 + {a_off})", b: f"(g % {nb} * 32 + {b_off})"}
+        out = {a: f"((g // {nb}) % {na} * {tile} + {a_off})", b: f"(g % {nb} * {tile} + {b_off})"}
         rest = tuple(ax for ax in self.kernel.outer if ax.name not in (a, b))
         return out | _coords(rest, f"(g // {na * nb})")
 
@@ -305,7 +306,8 @@ class KernelRenderer:
             self._cross_units(ins, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
             return
         width = min(s.threads_per_row, s.lanes)
-        lane_steps = self.d.unit_allreduce(ins.dst, ins.op, width, s) if width > 1 else []
+        dtype = self.kernel.values[ins.dst].dtype
+        lane_steps = self.d.unit_allreduce(ins.dst, ins.op, width, s, dtype) if width > 1 else []
         for seg in lane_steps:
             if seg is SYNC:
                 self._sync()

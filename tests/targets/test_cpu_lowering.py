@@ -10,6 +10,7 @@ from tvm import relax
 
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import parse_source, render_source
+from intelligen_tvm.targets.presets import AMD_GFX90A
 from tests.helpers import LLVM, chain_stages, relax_module, run_prim_func
 
 op = relax.op
@@ -76,12 +77,16 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("preset", [None, AMD_GFX90A], ids=["default", "gfx90a"])
 @pytest.mark.parametrize("name, fn, shapes, dtypes, kind", CASES, ids=[c[0] for c in CASES])
-def test_region_matches_tvm_legalized_build(name, fn, shapes, dtypes, kind) -> None:
+def test_region_matches_tvm_legalized_build(name, fn, shapes, dtypes, kind, preset) -> None:
+    """Also with the gfx90a model: wave64 plans (lanes, tails, 64-wide tiles) on the CPU."""
     sp, consts = chain_stages(fn, shapes, dtypes)
-    lowered = lower_region(sp, "region0", "llvm")
+    lowered = lower_region(sp, "region0", "llvm", hw=preset.model if preset else None)
     assert len(lowered.optimized.kernels) == 1
-    if kind is not None:
+    if preset is not None:
+        assert lowered.kernel.strategy.lanes == 64
+    elif kind is not None:
         assert lowered.kernel.strategy.kind == kind
     assert lowered.dram_bytes_planned == lowered.dram_bytes_ideal
     feed = _inputs(sp, consts, np.random.default_rng(0))
