@@ -86,7 +86,8 @@ def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool =
                  choose: Chooser = default_choice) -> LoweredRegion:
     """Raises `Unsupported` with the reason when the region cannot be taken.
 
-    With `emit=False` (trial merges during region selection) no TIR is rendered."""
+    With `emit=False` (trial merges during region selection), or for a target that is not
+    rendered as TIR (an external codegen emits its own source later), no TIR is rendered."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
     hw = targets.hardware_model(target_kind)
@@ -100,7 +101,7 @@ def lower_region(stages: StageProgram, name: str, target_kind: str, emit: bool =
     verify(optimized, hw)
     lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
                             stage_program=stages, rewritten=rewritten)
-    if not emit:
+    if not emit or not targets.renders_tir(target_kind):
         return lowered
     lowered.source = targets.render_source(optimized, target_kind, name)
     lowered.prim_func = targets.parse_source(lowered.source)

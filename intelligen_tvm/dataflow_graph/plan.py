@@ -34,6 +34,8 @@ class HardwareModel:
     processors: int = 1                     # SMs / compute units running groups concurrently
     max_threads_per_processor: int = 2048
     dram_gbps: float = 100.0                # nominal DRAM bandwidth (datasheet), for the prior only
+    step_latency_us: float = 0.0            # DRAM round trip a serial step exposes unless its loads are
+                                            # double-buffered (scratchpad machines; 0 where occupancy hides it)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ParallelStrategy:
     outer_size: int           # rows (or flat elements)
     row_size: int             # N elements per row
     tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
+    buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
 
     @property
     def per_lane(self) -> int:
@@ -58,7 +61,8 @@ class ParallelStrategy:
     def __str__(self) -> str:
         return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "
                 f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
-                f"vector={self.vector}, chunks={self.chunks}, serial={self.serial})")
+                f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
+                + (f", buffers={self.buffers})" if self.buffers > 1 else ")"))
 
     def describe(self) -> dict:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,

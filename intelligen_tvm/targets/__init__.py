@@ -20,6 +20,11 @@ def supported(target_kind: str) -> bool:
     return target_kind in DIALECTS
 
 
+def renders_tir(target_kind: str) -> bool:
+    """Kernels for this target are TVMScript TIR built by TVM (not an external codegen's source)."""
+    return target_kind in DIALECTS
+
+
 def hardware_model(target_kind: str) -> HardwareModel:
     return PRESETS[target_kind].model
 
