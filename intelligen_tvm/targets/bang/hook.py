@@ -22,6 +22,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from ...region import Chooser
 from ...relax_integration import Region, RegionSelector, _outside_uses, _prepare, apply_regions
 from .plan import TARGET_KIND, Emitted, choose_mlu, emit, trial_mlu
 
@@ -77,8 +78,9 @@ def explain_mlu(mod: tvm.IRModule) -> dict:
     return {"target": CODEGEN, "regions": _partition(mod)[1]}
 
 
-def emit_function(func: relax.Function) -> Emitted:
-    """BANG C of an annotated region function, rebuilt from its own call_tir bindings."""
+def emit_function(func: relax.Function, choose: Chooser = choose_mlu) -> Emitted:
+    """BANG C of an annotated region function, rebuilt from its own call_tir bindings;
+    `choose` picks among the MLU candidates (by default the cost model's first)."""
     symbol = str(func.attrs["global_symbol"])
     kernels = func.attrs[PRIM_FUNCS_ATTR]
     main = relax.Function(func.params, func.body, func.ret_ty, True)
@@ -89,7 +91,7 @@ def emit_function(func: relax.Function) -> Emitted:
     regions = selector.select()
     if len(regions) != 1 or len(regions[0].calls) != len(block.bindings):
         raise ValueError(f"{symbol}: the function is not one MLU region ({[r.ops for r in regions]})")
-    lowered = selector.try_lower(regions[0].calls, symbol, choose_mlu)
+    lowered = selector.try_lower(regions[0].calls, symbol, choose)
     order = [selector.names.expr(n).__hash__() for n in lowered.stage_program.inputs]
     if order != [p.__hash__() for p in func.params]:
         raise ValueError(f"{symbol}: kernel inputs are not in parameter order")
