@@ -33,7 +33,7 @@ def require_gxx() -> str:
     return gxx
 
 
-def driver_source(e: Emitted, symbol: str) -> str:
+def driver_source(e: Emitted, symbol: str, tasks: int | None = None) -> str:
     lines = ['#include "bang_emu.h"', e.source, "#include <fstream>", "#include <string>", "",
              "template <typename T> static void io(std::vector<T>& v, const std::string& path, bool out) {",
              "  if (out) { std::ofstream(path, std::ios::binary).write((const char*)v.data(), v.size() * sizeof(T)); return; }",
@@ -49,7 +49,7 @@ def driver_source(e: Emitted, symbol: str) -> str:
         if i < n_in:
             lines.append(f"  io(a{i}, dir + \"/arg{i}.bin\", false);")
     args = ", ".join(f"a{i}.data()" for i in range(len(e.params)))
-    lines += [f"  taskDim = {symbol.upper()}_TASK_DIM;",
+    lines += [f"  taskDim = {tasks or symbol.upper() + '_TASK_DIM'};",
               f"  for (taskId = 0; taskId < taskDim; ++taskId) {symbol}({args});",
               "  __sync();",
               f"  if (emu_nram_bytes() > {scratchpad().local_bytes}) emu_fail(\"nram\", \"pool exceeds the NRAM size\");"]
@@ -59,14 +59,15 @@ def driver_source(e: Emitted, symbol: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(e: Emitted, symbol: str, workdir: Path) -> Path:
-    """Compile the kernel and its driver; returns the executable."""
+def build(e: Emitted, symbol: str, workdir: Path, tasks: int | None = None) -> Path:
+    """Compile the kernel and its driver; returns the executable.  `tasks` overrides the
+    launch's task count (fewer tasks: each runs several tiles, prefetching the next)."""
     gxx = require_gxx()
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"{symbol}_driver.cpp"
-    src.write_text(driver_source(e, symbol))
+    src.write_text(driver_source(e, symbol, tasks))
     exe = workdir / symbol
-    proc = subprocess.run([gxx, "-std=c++17", "-O1", "-Wall", "-Werror", "-Wno-unused-variable",
+    proc = subprocess.run([gxx, "-std=c++17", "-O0", "-Wall", "-Werror", "-Wno-unused-variable",
                            "-Wno-unused-function", f"-I{HEADER.parent}", str(src), "-o", str(exe)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
