@@ -86,10 +86,12 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
                  choose: Chooser = default_choice, hw: HardwareModel | None = None) -> LoweredRegion:
     """Raises `Unsupported` with the reason when the region cannot be taken.
 
-    `target` is a tvm Target, a dict or a kind name; it picks the dialect and, unless `hw`
-    is given, the hardware preset.  An explicit `hw` plans for other hardware than the
-    target's: the CPU lowering (llvm) of a ROCm plan checks wave64 numerics without a GPU.
-    With `emit=False` (trial merges during region selection) no TIR is rendered."""
+    `target` is a tvm Target, a dict, a kind name or an external codegen's kind ("bang"); it
+    picks the dialect and, unless `hw` is given, the hardware preset.  An explicit `hw` plans
+    for other hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
+    numerics without a GPU.  With `emit=False` (trial merges during region selection), or for
+    a target that is not rendered as TIR (an external codegen emits its own source later), no
+    TIR is rendered."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
     target = targets.as_target(target)
@@ -104,7 +106,7 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
     verify(optimized, hw)
     lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
                             stage_program=stages, rewritten=rewritten)
-    if not emit:
+    if not emit or not targets.renders_tir(targets.target_kind(target)):
         return lowered
     lowered.source = targets.render_source(optimized, target.kind.name, name)
     lowered.prim_func = targets.parse_source(lowered.source)

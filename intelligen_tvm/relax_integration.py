@@ -11,6 +11,7 @@ through TVM's default pipeline (FuseOps, FuseTIR, DLight on GPUs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import tvm
 from tvm import relax
@@ -91,10 +92,12 @@ class _Names:
 class RegionSelector:
     """Groups the call_tir bindings of one dataflow block into regions."""
 
-    def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target):
+    def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target,
+                 trial_choose: Chooser = default_choice):
         self.bindings = bindings
         self.mod = mod
         self.target = targets.as_target(target)
+        self.trial_choose = trial_choose   # plans trial merges: a target may refuse what it cannot emit
         self.names = _Names()
         self.sites = {i: s for i, b in enumerate(bindings) if (s := _call_site(i, b, mod)) is not None}
         self.users: dict[int, set[int]] = {}
@@ -125,7 +128,7 @@ class RegionSelector:
                 outputs.append(self.names(c.var))
         return concat_programs(parts, inputs, outputs)
 
-    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser = default_choice) -> LoweredRegion:
+    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
         stages = self._stages(calls)
         reason = compute_bound_reason(stages)
         if reason:
@@ -133,7 +136,8 @@ class RegionSelector:
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
-            return lower_region(stages, name, self.target, emit=name != "trial", choose=choose)
+            return lower_region(stages, name, self.target, emit=name != "trial",
+                                choose=choose or self.trial_choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
@@ -216,10 +220,22 @@ def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Ch
         region.lowered, region.reason = None, str(err)
 
 
+# Builds the call that replaces a taken region: (builder, name, region, input exprs, output vars) -> call.
+RegionCall = Callable[[relax.BlockBuilder, str, Region, list, list], relax.Expr]
+
+
+def call_prim_func(bb: relax.BlockBuilder, name: str, region: Region, args: list, out_vars: list) -> relax.Expr:
+    """The region's kernel joins the module as a PrimFunc, called with call_tir."""
+    gvar = bb.add_func(region.lowered.prim_func, name)
+    out_ty = [v.ty for v in out_vars]
+    return relax.call_tir(gvar, relax.Tuple(args), out_ty if len(out_ty) > 1 else out_ty[0])
+
+
 def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target,
-                   counter: list[int], reports: list[dict], choose: Chooser) -> relax.DataflowBlock:
+                   counter: list[int], reports: list[dict], choose: Chooser,
+                   make_call: RegionCall, trial_choose: Chooser) -> relax.DataflowBlock:
     bindings = list(block.bindings)
-    selector = RegionSelector(bindings, bb.get(), outside, target)
+    selector = RegionSelector(bindings, bb.get(), outside, target, trial_choose)
     regions = selector.select()
     replace_at: dict[int, list] = {}
     drop: set[int] = set()
@@ -234,9 +250,7 @@ def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: 
         stages = region.lowered.stage_program
         out_vars = [selector.names.expr(o) for o in stages.outputs]
         args = [selector.names.expr(n) for n in stages.inputs]
-        gvar = bb.add_func(region.lowered.prim_func, name)
-        out_ty = [v.ty for v in out_vars]
-        call = relax.call_tir(gvar, relax.Tuple(args), out_ty if len(out_ty) > 1 else out_ty[0])
+        call = make_call(bb, name, region, args, out_vars)
         last = region.calls[-1].index
         drop |= {c.index for c in region.calls}
         if len(out_vars) == 1:
@@ -300,11 +314,14 @@ def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
     return uses
 
 
-def apply_regions(mod: tvm.IRModule, target,
-                  choose: Chooser = default_choice) -> tuple[tvm.IRModule, list[dict]]:
+def apply_regions(mod: tvm.IRModule, target, choose: Chooser = default_choice,
+                  make_call: RegionCall = call_prim_func,
+                  trial_choose: Chooser = default_choice) -> tuple[tvm.IRModule, list[dict]]:
     """Replace memory-intensive regions of every Relax function; returns the report too.
 
-    The region kernels are added to `mod` (a copy is taken first)."""
+    `make_call` builds each taken region's replacement (by default a call_tir of its kernel,
+    added to a copy of `mod`; an external codegen builds a call of an annotated function).
+    `trial_choose` plans the trial merges of region selection."""
     bb = relax.BlockBuilder(mod)
     reports: list[dict] = []
     counter = [0]
@@ -315,7 +332,8 @@ def apply_regions(mod: tvm.IRModule, target,
         blocks = []
         for k, blk in enumerate(func.body.blocks):
             if isinstance(blk, relax.DataflowBlock):
-                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose)
+                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose,
+                                     make_call, trial_choose)
             blocks.append(blk)
         new_body = relax.SeqExpr(blocks, func.body.body)
         updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)

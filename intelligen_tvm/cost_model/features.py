@@ -88,6 +88,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "occupancy": occ,
         "waves": s.groups / resident,
         "grid_per_processor": s.groups / hw.processors,
+        "buffers": float(s.buffers),
     }
     out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
     return out

@@ -2,7 +2,9 @@
 
 A memory-bound kernel takes its DRAM bytes over the bandwidth it can draw.  The bandwidth
 it draws falls with low occupancy (too few bytes in flight), partial last waves, strided
-loads, scalar (unvectorized) access and serial reduction tails; launch costs a few us.
+loads, scalar (unvectorized) access and serial reduction tails; launch costs a few us.  Where
+a step's DRAM round trip is not hidden by occupancy (scratchpad machines), every wave of steps
+exposes it; double-buffered data overlaps a step's transfer with the previous step's compute.
 The constants are rough by design: the prior only has to order candidates sensibly.
 """
 
@@ -24,4 +26,6 @@ def predicted_time_us(f: dict[str, float], hw: HardwareModel) -> float:
     transfer_us = f["dram_bytes"] / (hw.dram_gbps * 1e3 * max(efficiency, 1e-3))
     sync_us = 0.02 * f["n_syncs"] * f["serial_steps"] + 0.01 * f["n_shuffles"]
     compute_us = 1e-6 * f["n_transcendental"] * f["outer_size"] * max(1.0, f["row_size"]) / hw.processors
-    return LAUNCH_US + transfer_us + sync_us + compute_us
+    exposed_us = hw.step_latency_us * math.ceil(waves)
+    busy_us = max(transfer_us, compute_us) if f["buffers"] > 1 else transfer_us + compute_us
+    return LAUNCH_US + exposed_us + busy_us + sync_us

@@ -37,6 +37,8 @@ class HardwareModel:
     default_threads_per_group: int = 256    # threads per group of the default plans
     regs_per_processor: int = 65536         # 32-bit lane registers per processor (occupancy)
     max_groups_per_processor: int = 32      # resident groups per processor (occupancy)
+    step_latency_us: float = 0.0            # DRAM round trip a serial step exposes unless its loads are
+                                            # double-buffered (scratchpad machines; 0 where occupancy hides it)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ParallelStrategy:
     row_size: int             # N elements per row
     tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
     unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
+    buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
 
     @property
     def per_lane(self) -> int:
@@ -63,7 +66,8 @@ class ParallelStrategy:
         return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "
                 f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
                 f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
-                + ("" if self.unroll else ", unroll=False") + ")")
+                + ("" if self.unroll else ", unroll=False")
+                + (f", buffers={self.buffers}" if self.buffers > 1 else "") + ")")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,

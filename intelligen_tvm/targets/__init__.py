@@ -17,18 +17,38 @@ from .rocm import RocmDialect
 DIALECTS = {"cuda": CudaDialect, "rocm": RocmDialect, "llvm": CpuDialect}
 
 
-def as_target(target) -> tvm.target.Target:
-    """A tvm Target from a Target, a kind name ("llvm") or a dict ({"kind": "rocm", ...})."""
+# Kinds whose kernels an external codegen hook emits later (not TVM targets): kept as names.
+EXTERNAL_KINDS = frozenset({"bang"})
+
+
+def as_target(target) -> tvm.target.Target | str:
+    """A tvm Target from a Target, a kind name ("llvm") or a dict ({"kind": "rocm", ...});
+    an external codegen's kind stays its name."""
+    if isinstance(target, str) and target in EXTERNAL_KINDS:
+        return target
     return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
+
+
+def target_kind(target) -> str:
+    target = as_target(target)
+    return target if isinstance(target, str) else target.kind.name
 
 
 def supported(target_kind: str) -> bool:
     return target_kind in DIALECTS
 
 
+def renders_tir(target_kind: str) -> bool:
+    """Kernels for this target are TVMScript TIR built by TVM (not an external codegen's source)."""
+    return target_kind in DIALECTS
+
+
 def hardware_model(target) -> HardwareModel:
     """The planner's view of a target: its preset, chosen by kind and arch (mcpu on rocm)."""
-    return preset_for(as_target(target)).model
+    target = as_target(target)
+    if isinstance(target, str):
+        return preset_for(target).model
+    return preset_for(target.kind.name, str(target.attrs.get("arch") or target.attrs.get("mcpu") or "")).model
 
 
 def render_source(program: Program, target_kind: str, func_name: str) -> str:

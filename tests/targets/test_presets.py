@@ -9,7 +9,7 @@ from intelligen_tvm import targets
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.plan import plan_kernel
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
-from intelligen_tvm.targets.presets import AMD_GFX90A, AMD_GFX942, NVIDIA_SM90, preset_for
+from intelligen_tvm.targets.presets import AMD_GFX90A, AMD_GFX942, CAMBRICON_MLU590, NVIDIA_SM90, preset_for
 from tests.helpers import suite_region
 
 
@@ -19,10 +19,14 @@ from tests.helpers import suite_region
     ({"kind": "rocm", "mcpu": "gfx1100"}, AMD_GFX90A),     # no preset of its own: the family default
     ({"kind": "cuda", "arch": "sm_90"}, NVIDIA_SM90),
     ({"kind": "llvm"}, NVIDIA_SM90),
+    ("bang", CAMBRICON_MLU590),                              # an external codegen's kind
 ])
 def test_preset_is_picked_by_kind_and_arch(target, preset) -> None:
-    assert preset_for(tvm.target.Target(target)) is preset
     assert targets.hardware_model(target) is preset.model
+    if isinstance(target, dict):
+        assert targets.hardware_model(tvm.target.Target(target)) is preset.model
+        arch = target.get("arch") or target.get("mcpu") or ""
+        assert preset_for(target["kind"], arch) is preset
 
 
 def test_cdna_presets_are_wave64_with_64k_lds() -> None:
