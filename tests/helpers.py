@@ -233,7 +233,8 @@ def eval_gir(program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 fn, combine = {"sum": (np.sum, np.add), "max": (np.max, np.maximum),
                                "min": (np.min, np.minimum), "prod": (np.prod, np.multiply)}[ins.op]
                 red = tuple(range(n_outer, len(axes)))
-                r = combine(eval_expr(ins.init, {}, bufs), fn(vals[ins.src], axis=red, keepdims=True))
+                src = vals[ins.src] if ins.shift is None else np.exp(vals[ins.src] - vals[ins.shift])
+                r = combine(eval_expr(ins.init, {}, bufs), fn(src, axis=red, keepdims=True))
                 vals[ins.dst] = np.broadcast_to(r.astype(k.values[ins.dst].dtype), shape)
             elif isinstance(ins, Store) and ins.dst.buffer in getattr(k, "local_buffers", {}):
                 # An on-chip tile is per group: the interpreter, which runs all groups at once,

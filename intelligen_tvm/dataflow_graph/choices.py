@@ -2,7 +2,7 @@
 
 Row regions: threads per row from one lane to a block, rows per group, vector width, the
 row held in registers or streamed through serial steps (one sweep per reduction level,
-re-reading DRAM), unrolled or rolled chunk loops.  Column regions: units splitting the
+re-reading DRAM; softmax's max and sum in one sweep with online statistics), unrolled or rolled chunk loops.  Column regions: units splitting the
 strided row, held on chip or streamed.  Transposes: a padded SRAM tile or a direct strided
 copy.  Elementwise: units per group and vector width.
 
@@ -48,7 +48,12 @@ def _row_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]
         out.append(row_strategy(kernel, hw, t, vec, rpg))
     out += [row_strategy(kernel, hw, t, vec, 1, chunks) for t, vec, chunks in product(STREAM_THREADS, VECTORS, STREAM_CHUNKS)
             if t <= hw.max_threads_per_group and kernel.row[-1].extent % vec == 0 and t * vec * chunks < n]
-    return _with_unroll_choice(out)
+    return _with_unroll_choice(_with_single_pass_choice(out))
+
+
+def _with_single_pass_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]:
+    """Each streamed strategy also with online statistics (kept where the region allows it)."""
+    return found + [replace(s, single_pass=True) for s in found if s.serial > 1]
 
 
 def _with_unroll_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]:
@@ -62,7 +67,7 @@ def _column_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrate
     out = [column_strategy(kernel, hw, u, c) for u, c in product(COLUMN_UNITS, COLUMN_CHUNKS)]
     out += [column_strategy(kernel, hw, u, -(-n // u)) for u in COLUMN_UNITS
             if -(-n // u) not in COLUMN_CHUNKS and -(-n // u) <= hw.reg_elems_per_lane]
-    return _with_unroll_choice(out)
+    return _with_unroll_choice(_with_single_pass_choice(out))
 
 
 def _flat_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from ..gir import expr as E
 from ..gir.program import (Identity, Instr, Kernel, Level, Load, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
+from ..gir_lowering.tir_reader import Unsupported
+from .single_pass import online_softmax
 from .transpose_tile import stage_through_sram, transposed_axis
 
 
@@ -56,6 +58,7 @@ class ParallelStrategy:
     row_size: int             # N elements per row
     tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
     unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
+    single_pass: bool = False # streamed rows: online statistics (softmax's max and sum in one sweep)
     buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
 
     @property
@@ -66,14 +69,15 @@ class ParallelStrategy:
         return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "
                 f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
                 f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
-                + ("" if self.unroll else ", unroll=False")
+                + ("" if self.unroll else ", unroll=False") + (", single_pass=True" if self.single_pass else "")
                 + (f", buffers={self.buffers}" if self.buffers > 1 else "") + ")")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
                 "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
                 "rows_per_group": self.rows_per_group, "vector": self.vector,
-                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll}
+                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll,
+                "single_pass": self.single_pass}
 
 
 
@@ -119,6 +123,8 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
     tile strategy stages its transposed loads through SRAM."""
     if strategy.kind == "tile":
         kernel = stage_through_sram(kernel, strategy.tile_axes[0], tile=strategy.lanes)
+    if strategy.single_pass:
+        kernel = online_softmax(kernel)
     scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
     if strategy.kind == "column":
         scope = Scope.GROUP
@@ -148,6 +154,11 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
         if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
             strategy = row_strategy(kernel, hw, t, vec, 1, chunks=STREAM_CHUNKS)
+    if strategy.serial > 1:   # a streamed row: in as few sweeps as the statistics allow
+        try:
+            return with_strategy(kernel, replace(strategy, single_pass=True), hw)
+        except Unsupported:
+            pass
     return with_strategy(kernel, strategy, hw)
 
 
@@ -233,7 +244,9 @@ def stream_passes(kernel: Kernel) -> tuple[tuple[Instr, ...], list[StreamPass]]:
     producer: dict[str, Instr] = {}
 
     def level_of(ins: Instr) -> int:
-        return max((level[r] for r in ins.reads), default=0) + isinstance(ins, Reduce)
+        if isinstance(ins, Reduce):   # an online sum's shift is accumulated beside it, not before
+            return level[ins.src] + 1
+        return max((level[r] for r in ins.reads), default=0)
 
     def on_row(ins: Instr) -> bool:
         if isinstance(ins, Store):

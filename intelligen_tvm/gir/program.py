@@ -151,6 +151,8 @@ class Reduce(Instr):
     op: str            # sum | max | min | prod
     init: Expr
     scope: Scope = Scope.LANE
+    shift: str | None = None   # sum only: sum of exp(src - shift), `shift` being the max reduction
+                               # of the same src, accumulated in the same sweep (online softmax)
 
     @property
     def writes(self) -> tuple[str, ...]:
@@ -158,7 +160,7 @@ class Reduce(Instr):
 
     @property
     def reads(self) -> tuple[str, ...]:
-        return (self.src,)
+        return (self.src,) if self.shift is None else (self.src, self.shift)
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,8 @@ def instr_text(ins: Instr, values: dict[str, Value]) -> str:
         args = ", ".join(f"%{a}" if isinstance(a, str) else to_text(a) for a in ins.args)
         return f"{v(ins.dst)} = {ins.kind}.{ins.op}({args})"
     if isinstance(ins, Reduce):
-        return f"{v(ins.dst)} = reduce.{ins.op}.{ins.scope.value}(%{ins.src}, init={to_text(ins.init)})"
+        src = f"%{ins.src}" if ins.shift is None else f"exp(%{ins.src} - online %{ins.shift})"
+        return f"{v(ins.dst)} = reduce.{ins.op}.{ins.scope.value}({src}, init={to_text(ins.init)})"
     if isinstance(ins, Sync):
         return f"sync.{ins.level.value}"
     if isinstance(ins, Identity):

@@ -95,6 +95,8 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
                 raise VerifyError(f"{where}: unit-scope reduction over {s.threads_per_row} threads")
             if s is not None and ins.scope is Scope.LANE and s.threads_per_row > 1:
                 raise VerifyError(f"{where}: lane-scope reduction but the row is split over lanes")
+            if ins.shift is not None:
+                _check_online_sum(ins, kernel, where)
             group_reductions += ins.scope is Scope.GROUP
         defined |= set(ins.writes)
     if s is None:
@@ -108,6 +110,13 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
         raise VerifyError(f"{kernel.name}: {sram} bytes of shared memory exceed {hw.sram_bytes_per_group}")
     if s.units * s.lanes > hw.max_threads_per_group:
         raise VerifyError(f"{kernel.name}: {s.units * s.lanes} threads per group")
+
+
+def _check_online_sum(ins: Reduce, kernel: Kernel, where: str) -> None:
+    """An online sum rescales by a running max: that of the same row, at the same scope."""
+    shift = next((j for j in kernel.instrs if isinstance(j, Reduce) and j.dst == ins.shift), None)
+    if ins.op != "sum" or shift is None or shift.op != "max" or shift.src != ins.src or shift.scope is not ins.scope:
+        raise VerifyError(f"{where}: an online sum must be shifted by the max of the same row")
 
 
 def verify(program: Program, hw) -> None:

@@ -297,6 +297,8 @@ class KernelRenderer:
         """Fold this lane's elements of the row into its accumulator."""
         acc = self.d.reg(ins.dst, "0")
         src = self._ref(ins.src, self._elem())
+        if ins.shift is not None:   # online sum: relative to the max accumulated so far
+            src = f"T.exp({src} - {self.d.reg(ins.shift, '0')})"
         self._emit(self._row_loop([f"{acc} = {combine_text(ins.op, acc, src)}"], False, [self._n_valid("c")]))
 
     def _combine(self, ins: Reduce) -> None:
@@ -335,6 +337,9 @@ class KernelRenderer:
         s = self.s
         for name, val in self.kernel.values.items():
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
+        for red in self.kernel.instrs:
+            if isinstance(red, Reduce) and red.shift is not None and s.serial > 1:
+                self.allocs.append(self.d.reg_alloc(f"{red.dst}_prev_max", 1, self.kernel.values[red.dst].dtype, s))
         for buf in self.kernel.local_buffers.values():
             self.allocs.append(self.d.sram_alloc(buf.name, numel(buf.shape), buf.dtype))
         if s.serial > 1:
@@ -357,6 +362,7 @@ class KernelRenderer:
         """The row streams through `serial` steps, one sweep per reduction level (plan.py
         splits the sweeps); accumulators carry across steps and combine after each sweep."""
         before, passes = stream_passes(self.kernel)
+        online = {r.shift: r for p in passes for r in p.reduces if r.shift is not None}
         for ins in before:
             self.render_instr(ins)
         for sweep in passes:
@@ -365,15 +371,28 @@ class KernelRenderer:
             start = len(self.segments[-1])
             for ins in sweep.sweep:
                 if isinstance(ins, Reduce):
-                    self._accumulate(ins)
+                    self._online_fold(ins, self._accumulate, online)
                 else:
                     self.render_instr(ins)
             seg = self.segments[-1]
             seg[start:] = [f"for st in T.serial({self.s.serial}):"] + ["    " + b for b in seg[start:]]
             for red in sweep.reduces:
-                self._combine(red)
+                self._online_fold(red, self._combine, online)
             for ins in sweep.after:
                 self.render_instr(ins)
+
+    def _online_fold(self, red: Reduce, fold, online: dict[str, Reduce]) -> None:
+        """Fold `red` (accumulate a step, or combine across threads).  Around a max that an
+        online sum is shifted by, the sum is rescaled by exp(max before - max after)."""
+        if red.dst in online:
+            self._emit([f"{self._prev_max(online[red.dst])} = {self.d.reg(red.dst, '0')}"])
+        if red.shift is not None:
+            acc = self.d.reg(red.dst, "0")
+            self._emit([f"{acc} = {acc} * T.exp({self._prev_max(red)} - {self.d.reg(red.shift, '0')})"])
+        fold(red)
+
+    def _prev_max(self, online_sum: Reduce) -> str:
+        return self.d.reg(f"{online_sum.dst}_prev_max", "0")
 
 
 def render_program(program: Program, dialect: Dialect, func_name: str) -> str:

@@ -9,10 +9,13 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import HardwareModel, ParallelStrategy, plan_kernel, stream_passes
+from intelligen_tvm.dataflow_graph.plan import (HardwareModel, ParallelStrategy, plan_kernel, stream_passes,
+                                                with_strategy)
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
+from intelligen_tvm.dataflow_graph.single_pass import online_softmax
 from intelligen_tvm.gir.program import Level, Load, Program, Reduce, Scope, Store, Sync
 from intelligen_tvm.gir.verify import verify
+from intelligen_tvm.gir_lowering.tir_reader import Unsupported
 from intelligen_tvm.region import program_dram_bytes
 from intelligen_tvm.targets import hardware_model
 from tests.helpers import chain_stages, eval_gir
@@ -104,17 +107,39 @@ def test_row_vector_width(n: int, vector: int) -> None:
 
 
 def test_a_row_too_long_for_registers_streams_one_sweep_per_reduction_level() -> None:
-    k, prog, _ = planned(lambda x: op.nn.softmax(x), [(4, 1 << 17)])
+    k, prog, sp = planned(lambda x: op.nn.softmax(x), [(4, 1 << 17)])
     s = k.strategy
     assert s.kind == "row" and s.serial > 1 and s.per_lane <= HW.reg_elems_per_lane
     assert s.serial * s.per_lane * s.threads_per_row >= 1 << 17
+    row_bytes = 4 * (1 << 17) * 4
+    # the default streams softmax online: max and sum in one sweep, then the output sweep
+    assert s.single_pass
     before, passes = stream_passes(k)
-    # softmax: the max, then the sum of exp(x - max), then the output: x is read three times
+    assert [[r.op for r in p.reduces] for p in passes] == [["max", "sum"], []]
+    assert "exp(%" in prog.text() and "online" in prog.text()
+    assert program_dram_bytes(prog) == 2 * row_bytes + row_bytes
+    # without online statistics: the max, then the sum of exp(x - max), then the output
+    two_level = replace(k.strategy, single_pass=False)
+    unfused = with_strategy(monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs), two_level, HW)
+    _, passes = stream_passes(unfused)
     assert [[r.op for r in p.reduces] for p in passes] == [["max"], ["sum"], []]
     assert all(any(isinstance(i, Load) for i in p.sweep) for p in passes)
     assert any(isinstance(i, Store) for i in passes[-1].sweep)
-    row_bytes = 4 * (1 << 17) * 4
-    assert program_dram_bytes(prog) == 3 * row_bytes + row_bytes
+    unfused_prog = Program("p", dict(sp.buffers), list(sp.inputs), list(sp.outputs), [unfused])
+    assert program_dram_bytes(unfused_prog) == 3 * row_bytes + row_bytes
+    x = np.random.default_rng(0).standard_normal((4, 1 << 17)).astype("float32")
+    want = np.exp(x - x.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    for p in (prog, unfused_prog):
+        np.testing.assert_allclose(eval_gir(p, {"x0": x})[sp.outputs[0]], want, rtol=1e-5, atol=1e-9)
+
+
+def test_online_softmax_needs_a_sum_of_exp_shifted_by_the_max() -> None:
+    sp, _ = chain_stages(lambda x: op.nn.layer_norm(x, relax.const(np.ones(8, "float32")),
+                                                    relax.const(np.zeros(8, "float32")), axes=[-1]), [(4, 8)])
+    k = monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs)
+    with pytest.raises(Unsupported, match="online"):
+        online_softmax(k)
 
 
 def test_a_single_reduction_level_streams_in_two_sweeps() -> None:
@@ -153,9 +178,9 @@ def test_a_multi_pass_strided_row_is_held_on_chip_when_it_fits() -> None:
 
 def test_a_multi_pass_strided_row_too_long_for_registers_streams() -> None:
     k, prog, _ = planned(lambda x: op.nn.softmax(x, axis=0), [(4096, 8)])
-    assert k.strategy.kind == "column" and k.strategy.serial > 1
-    assert len(stream_passes(k)[1]) == 3
-    assert program_dram_bytes(prog) == 4 * 4096 * 8 * 4
+    assert k.strategy.kind == "column" and k.strategy.serial > 1 and k.strategy.single_pass
+    assert len(stream_passes(k)[1]) == 2          # online max + sum, then the output
+    assert program_dram_bytes(prog) == 3 * 4096 * 8 * 4
 
 
 # ---- transpose through a shared-memory tile (CUDA) ------------------------------------------
@@ -191,5 +216,5 @@ def test_strategy_describe_is_json_ready() -> None:
     d = s.describe()
     assert d == {"kind": "row", "groups": 10, "units_per_group": 4, "lanes_per_unit": 32,
                  "threads_per_row": 32, "rows_per_group": 4, "vector": 4, "elems_per_lane": 8,
-                 "unroll": True}
+                 "unroll": True, "single_pass": False}
     assert s.per_lane == 8 and str(s).startswith("row(groups=10")
