@@ -9,7 +9,10 @@ cost model's job; here one good default is picked per region shape:
 - row axes contiguous in memory: *row* — a unit (short rows) or a whole group (long rows)
   owns a row, the row is held in registers across all its reductions;
 - row axes strided (reduce over a leading axis): *column* — lanes own adjacent outer
-  elements (coalesced), units split the row, the row streams through a serial loop.
+  elements (coalesced), units split the row, the row streams through a serial loop;
+- few long rows with one reduction level: *split_row* — several groups share a row, their
+  partial results meet in a DRAM workspace and a second launch finishes them
+  (`split_row.py` builds the phases).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class HardwareModel:
 
 @dataclass(frozen=True)
 class ParallelStrategy:
-    kind: str                 # flat | row | column | tile
+    kind: str                 # flat | row | column | tile | split_row
     groups: int
     units: int                # units per group
     lanes: int                # lanes per unit
@@ -57,6 +60,7 @@ class ParallelStrategy:
     tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
     unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
     buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
+    splits: int = 1           # split_row: groups sharing one row, each streaming `serial` steps of it
 
     @property
     def per_lane(self) -> int:
@@ -67,13 +71,14 @@ class ParallelStrategy:
                 f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
                 f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
                 + ("" if self.unroll else ", unroll=False")
-                + (f", buffers={self.buffers}" if self.buffers > 1 else "") + ")")
+                + (f", buffers={self.buffers}" if self.buffers > 1 else "")
+                + (f", splits={self.splits}" if self.splits > 1 else "") + ")")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
                 "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
                 "rows_per_group": self.rows_per_group, "vector": self.vector,
-                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll}
+                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll, "splits": self.splits}
 
 
 
@@ -148,6 +153,7 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
         if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
             strategy = row_strategy(kernel, hw, t, vec, 1, chunks=STREAM_CHUNKS)
+        strategy = _default_split(kernel, hw, vec) or strategy
     return with_strategy(kernel, strategy, hw)
 
 
@@ -206,6 +212,47 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
 
 
 STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
+SPLIT_MIN_STEPS = 4   # serial steps each split of a default split_row plan streams at least
+SPLIT_OPS = frozenset({"sum", "prod", "max", "min"})   # partial results combine with the same op
+
+
+def splittable(kernel: Kernel) -> bool:
+    """Whether a row can be split across groups with one combining launch: all reductions
+    on one level (their partials combine independently), each an associative op.  The row
+    outputs (rms_norm's x * rsqrt(mean)) then need only the finished per-row values and one
+    more sweep.  Deeper regions (softmax's max then sum, layer norm's mean then variance)
+    are refused: every further level would need its own partial and finishing launches and
+    one more DRAM sweep of the row."""
+    levels = [p for p in stream_passes(kernel)[1] if p.reduces]
+    return len(levels) == 1 and all(r.op in SPLIT_OPS for r in levels[0].reduces)
+
+
+def split_row_strategy(kernel: Kernel, hw: HardwareModel, splits: int, threads: int, vector: int,
+                       chunks: int) -> ParallelStrategy:
+    """About `splits` groups per row (`threads` lanes each), each streaming a contiguous
+    slice of whole steps (threads x vector x chunks elements); the last slice may end early.
+    The slice is rounded up to whole steps, which can leave fewer splits than asked."""
+    rows = numel(a.extent for a in kernel.outer)
+    n = numel(a.extent for a in kernel.row)
+    step = threads * vector * chunks
+    serial = -(-n // (splits * step))
+    splits = -(-n // (serial * step))
+    return ParallelStrategy("split_row", rows * splits, max(1, threads // hw.lanes_per_unit), hw.lanes_per_unit,
+                            threads, 1, vector, chunks, serial, rows, n, splits=splits)
+
+
+def _default_split(kernel: Kernel, hw: HardwareModel, vector: int) -> ParallelStrategy | None:
+    """Fewer rows than processors leave most of the machine idle with a group per row: split
+    each row into as many slices as fill the machine with resident groups, as long as every
+    slice still streams SPLIT_MIN_STEPS steps (which pays for the extra launches)."""
+    rows = numel(a.extent for a in kernel.outer)
+    if rows >= hw.processors or not splittable(kernel):
+        return None
+    n = numel(a.extent for a in kernel.row)
+    threads = hw.default_threads_per_group
+    resident = hw.processors * (hw.max_threads_per_processor // threads)
+    splits = min(-(-resident // rows), n // (threads * vector * STREAM_CHUNKS * SPLIT_MIN_STEPS))
+    return split_row_strategy(kernel, hw, splits, threads, vector, STREAM_CHUNKS) if splits >= 2 else None
 
 
 @dataclass(frozen=True)

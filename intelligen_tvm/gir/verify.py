@@ -110,7 +110,23 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
         raise VerifyError(f"{kernel.name}: {s.units * s.lanes} threads per group")
 
 
+def _check_launch_order(program: Program) -> None:
+    """A DRAM buffer that is neither input nor output (a workspace) is read only by a later
+    kernel than one that wrote it: groups of one launch cannot wait for each other."""
+    workspaces = set(program.buffers) - set(program.inputs) - set(program.outputs)
+    stored: set[str] = set()
+    for k in program.kernels:
+        mine = set()
+        for n, ins in enumerate(k.instrs):
+            if isinstance(ins, Store) and ins.level is Level.DRAM:
+                mine.add(ins.dst.buffer)
+            elif isinstance(ins, Load) and ins.src.buffer in workspaces and ins.src.buffer not in stored:
+                raise VerifyError(f"{k.name}#{n}: {ins.src.buffer} read before an earlier kernel wrote it")
+        stored |= mine
+
+
 def verify(program: Program, hw) -> None:
     """Raise VerifyError on the first violation."""
+    _check_launch_order(program)
     for k in program.kernels:
         verify_kernel(k, program, hw)
