@@ -11,7 +11,7 @@ import tvm
 
 from . import targets
 from .dataflow_graph.fuse import build_kernel
-from .dataflow_graph.plan import HardwareModel, plan_kernel, planned_dram_bytes
+from .dataflow_graph.plan import HardwareModel, plan_kernel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Load, Program, slice_footprint
@@ -44,11 +44,6 @@ class LoweredRegion:
     @property
     def kernel(self) -> Kernel:
         return self.chosen
-
-
-def program_dram_bytes(program: Program) -> int:
-    """Bytes moved between DRAM and the chip by the program's moves (re-reads of streamed rows counted)."""
-    return sum(planned_dram_bytes(k, program.buffers) for k in program.kernels)
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:

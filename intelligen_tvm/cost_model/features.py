@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.plan import HardwareModel, planned_dram_bytes
+from ..dataflow_graph.plan import HardwareModel, program_dram_bytes
+from ..dataflow_graph.split_row import planned_program
 from ..gir import expr as E
 from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync
 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
                             "log1p", "sin", "cos", "tan"})
-KINDS = ("row", "flat", "column", "tile")
+KINDS = ("row", "flat", "column", "tile", "split_row")
 
 
 def _strided_loads(kernel: Kernel) -> int:
@@ -57,7 +58,9 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
     threads = s.units * s.lanes
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
     reduces = [i for i in kernel.instrs if isinstance(i, Reduce)]
-    dram = planned_dram_bytes(kernel, program.buffers)
+    launched = planned_program(program, kernel, hw)   # a split row: partial + finishing kernels
+    dram = program_dram_bytes(launched)
+    workspace = sum(b.nbytes for name, b in launched.buffers.items() if name not in program.buffers)
     occ = occupancy(kernel, hw)
     resident = max(1.0, occ * hw.max_threads_per_processor / threads) * hw.processors
     out = {
@@ -89,6 +92,9 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "waves": s.groups / resident,
         "grid_per_processor": s.groups / hw.processors,
         "buffers": float(s.buffers),
+        "kernels": float(len(launched.kernels)),
+        "workspace_bytes": float(workspace),
+        "splits": float(s.splits),
     }
     out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..gir import expr as E
-from ..gir.program import (Identity, Instr, Kernel, Level, Load, Reduce, Scope, Store, dtype_bytes,
+from ..gir.program import (Identity, Instr, Kernel, Level, Load, Program, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
 from .transpose_tile import stage_through_sram, transposed_axis
 
@@ -78,7 +78,8 @@ class ParallelStrategy:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
                 "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
                 "rows_per_group": self.rows_per_group, "vector": self.vector,
-                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll, "splits": self.splits}
+                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll} | (
+                    {"splits": self.splits} if self.splits > 1 else {})
 
 
 
@@ -318,8 +319,15 @@ def stream_passes(kernel: Kernel) -> tuple[tuple[Instr, ...], list[StreamPass]]:
     return before, passes
 
 
+def program_dram_bytes(program: Program) -> int:
+    """Bytes moved between DRAM and the chip by the program's moves (re-reads of streamed rows
+    and workspaces between kernels counted)."""
+    return sum(planned_dram_bytes(k, program.buffers) for k in program.kernels)
+
+
 def planned_dram_bytes(kernel: Kernel, buffers) -> int:
     """DRAM bytes of a planned kernel: a streamed row re-reads its loads in every sweep."""
+    assert kernel.strategy is None or kernel.strategy.kind != "split_row", "count the phases of a split row"
     total = kernel_dram_bytes(kernel, buffers)
     if kernel.strategy is None or kernel.strategy.serial == 1:
         return total

@@ -99,6 +99,8 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
         defined |= set(ins.writes)
     if s is None:
         return
+    if s.kind == "split_row":
+        raise VerifyError(f"{kernel.name}: a split row is verified as its phase kernels (split_row.py)")
     for v in kernel.values.values():
         if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
             raise VerifyError(f"{kernel.name}: %{v.name} needs {s.per_lane} registers per lane")
