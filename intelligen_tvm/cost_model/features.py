@@ -17,6 +17,7 @@ from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
                             "log1p", "sin", "cos", "tan"})
 KINDS = ("row", "flat", "column", "tile", "split_row")
+ROW_KINDS = ("row", "split_row")   # threads share a row and reduce it with shuffles
 
 
 def _strided_loads(kernel: Kernel) -> int:
@@ -41,7 +42,7 @@ def occupancy(kernel: Kernel, hw: HardwareModel) -> float:
     """Resident threads per processor / its maximum, limited by threads, registers and SRAM."""
     s = kernel.strategy
     threads = s.units * s.lanes
-    row_values = sum(1 for v in kernel.values.values() if v.axes & {a.name for a in kernel.row} or s.kind != "row")
+    row_values = sum(1 for v in kernel.values.values() if v.axes & {a.name for a in kernel.row} or s.kind not in ROW_KINDS)
     regs_per_lane = 16 + row_values * s.per_lane
     sram = sum(b.nbytes for b in kernel.local_buffers.values())
     sram += sum(1 for i in kernel.instrs if isinstance(i, Reduce) and i.scope is Scope.GROUP) * threads * 4
@@ -84,7 +85,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "n_transcendental": float(sum(i.op in TRANSCENDENTAL for i in computes)),
         "n_reduce": float(len(reduces)),
         "n_reduce_group": float(sum(i.scope is Scope.GROUP for i in reduces)),
-        "n_shuffles": float(sum(math.log2(min(s.threads_per_row, s.lanes)) for i in reduces if s.kind == "row")),
+        "n_shuffles": float(sum(math.log2(min(s.threads_per_row, s.lanes)) for i in reduces if s.kind in ROW_KINDS)),
         "n_syncs": float(sum(isinstance(i, Sync) for i in kernel.instrs) + 2 * sum(i.scope is Scope.GROUP for i in reduces)),
         "sram_bytes": float(sum(b.nbytes for b in kernel.local_buffers.values())),
         "strided_loads": float(_strided_loads(kernel)),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..gir import expr as E
-from ..gir.program import Axis, Buffer, Compute, Instr, Kernel, Level, Load, Program, Reduce, Slice, Store, Value
+from ..gir.program import Axis, Buffer, Compute, Instr, Kernel, Load, Program, Reduce, Slice, Store, Value
 from .plan import HardwareModel, ParallelStrategy, plan_kernel, row_strategy, stream_passes, with_strategy
 
 SPLIT, POS = "sp", "sn"   # the split a group owns, the position inside its slice
@@ -133,7 +133,7 @@ def _finish(kernel: Kernel, s: ParallelStrategy, before, level, stats: dict[str,
     new: dict[str, Value] = {}
     for red in level.reduces:
         part = f"{red.dst}_part"
-        new[part] = replace(_reshaped(kernel, red.dst, kernel.values[red.dst].axes | {SPLIT}), name=part)
+        new[part] = Value(part, kernel.values[red.dst].dtype, kernel.values[red.dst].axes | {SPLIT})
         instrs += [Load(part, Slice(workspaces[red.dst].name, (*outer_vars, _var(SPLIT)))),
                    replace(red, src=part)]
     instrs += list(level.after) + [Store(Slice(b.name, _row_slot(kernel)), v) for v, b in stats.items()]
