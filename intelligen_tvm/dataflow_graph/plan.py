@@ -213,7 +213,7 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
 
 
 STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
-SPLIT_MIN_STEPS = 4   # serial steps each split of a default split_row plan streams at least
+SPLIT_MIN_ROW_STEPS = 8   # streamed steps a row spans at least before the default plan splits it
 SPLIT_OPS = frozenset({"sum", "prod", "max", "min"})   # partial results combine with the same op
 
 
@@ -244,16 +244,17 @@ def split_row_strategy(kernel: Kernel, hw: HardwareModel, splits: int, threads: 
 
 def _default_split(kernel: Kernel, hw: HardwareModel, vector: int) -> ParallelStrategy | None:
     """Fewer rows than processors leave most of the machine idle with a group per row: split
-    each row into as many slices as fill the machine with resident groups, as long as every
-    slice still streams SPLIT_MIN_STEPS steps (which pays for the extra launches)."""
+    each row into as many slices (one streamed step at least) as fill the machine with
+    resident groups.  A row shorter than SPLIT_MIN_ROW_STEPS steps stays whole: its sweep
+    is too short to pay for a second launch."""
     rows = numel(a.extent for a in kernel.outer)
-    if rows >= hw.processors or not splittable(kernel):
-        return None
     n = numel(a.extent for a in kernel.row)
     threads = hw.default_threads_per_group
+    step = threads * vector * STREAM_CHUNKS
+    if rows >= hw.processors or n < SPLIT_MIN_ROW_STEPS * step or not splittable(kernel):
+        return None
     resident = hw.processors * (hw.max_threads_per_processor // threads)
-    splits = min(-(-resident // rows), n // (threads * vector * STREAM_CHUNKS * SPLIT_MIN_STEPS))
-    return split_row_strategy(kernel, hw, splits, threads, vector, STREAM_CHUNKS) if splits >= 2 else None
+    return split_row_strategy(kernel, hw, min(-(-resident // rows), n // step), threads, vector, STREAM_CHUNKS)
 
 
 @dataclass(frozen=True)

@@ -40,18 +40,25 @@ def rewritten(fn, shapes):
 
 def test_few_long_rows_are_split_to_fill_the_machine() -> None:
     """16 rows of 1M on 132 SMs: 64 slices of 16384 elements (4 steps of 256 threads x float4
-    x 4 chunks) per row: 1024 groups, about the 1056 that 132 SMs hold at 256 threads each."""
+    x 4 chunks) per row: 1024 groups, about the 1056 that 132 SMs hold at 256 threads each.
+    2 rows of 1M: 256 slices of one step each (a slice is at least one step)."""
     kernel, shell = rewritten(SUM, [(16, 1 << 20)])
     s = plan_kernel(kernel, shell.buffers, HW).strategy
     assert (s.kind, s.splits, s.groups, s.threads_per_row, s.vector, s.chunks, s.serial) == \
         ("split_row", 64, 1024, 256, 4, 4, 4)
+    kernel, shell = rewritten(SUM, [(2, 1 << 20)])
+    s = plan_kernel(kernel, shell.buffers, HW).strategy
+    assert (s.kind, s.splits, s.groups, s.serial) == ("split_row", 256, 512, 1)
+    kernel, shell = rewritten(SUM, [(4, 8 * 4096)])
+    assert plan_kernel(kernel, shell.buffers, HW).strategy.splits == 8
     wave64 = plan_kernel(kernel, shell.buffers, AMD_GFX90A.model).strategy
     assert wave64.kind == "split_row" and wave64.lanes == 64 and wave64.threads_per_row == 256
 
 
 @pytest.mark.parametrize("fn, shapes, why", [
     (SUM, [(HW.processors, 1 << 17)], "a group per row already fills the processors"),
-    (SUM, [(4, 2048)], "a slice would not stream SPLIT_MIN_STEPS steps"),
+    (SUM, [(4, 2048)], "the row spans fewer than SPLIT_MIN_ROW_STEPS streamed steps"),
+    (SUM, [(4, 8 * 4096 - 4)], "the row spans fewer than SPLIT_MIN_ROW_STEPS streamed steps"),
     (SOFTMAX, [(4, 1 << 17)], "two reduction levels"),
     (LAYER_NORM, [(2, 1 << 17), (1 << 17,), (1 << 17,)], "two reduction levels"),
 ])
