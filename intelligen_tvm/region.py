@@ -11,8 +11,9 @@ import tvm
 
 from . import targets
 from .dataflow_graph.fuse import build_kernel
-from .dataflow_graph.plan import HardwareModel, plan_kernel, planned_dram_bytes
+from .dataflow_graph.plan import HardwareModel, plan_kernel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
+from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Load, Program, slice_footprint
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
@@ -29,6 +30,7 @@ class LoweredRegion:
     prim_func: tvm.tirx.PrimFunc | None = None
     stage_program: StageProgram | None = None
     rewritten: Kernel | None = None   # after the monotonic rewrites, before planning
+    chosen: Kernel | None = None      # the planned candidate (a split_row one spans several kernels)
     source: str = ""
 
     @property
@@ -41,12 +43,7 @@ class LoweredRegion:
 
     @property
     def kernel(self) -> Kernel:
-        return self.optimized.kernels[0]
-
-
-def program_dram_bytes(program: Program) -> int:
-    """Bytes moved between DRAM and the chip by the program's moves (re-reads of streamed rows counted)."""
-    return sum(planned_dram_bytes(k, program.buffers) for k in program.kernels)
+        return self.chosen
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
@@ -102,10 +99,11 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
     rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs)
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}
     shell = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs))
-    optimized = replace(shell, kernels=[choose(rewritten, shell, hw)])
+    chosen = choose(rewritten, shell, hw)
+    optimized = planned_program(shell, chosen, hw)
     verify(optimized, hw)
     lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
-                            stage_program=stages, rewritten=rewritten)
+                            stage_program=stages, rewritten=rewritten, chosen=chosen)
     if not emit or not targets.renders_tir(targets.target_kind(target)):
         return lowered
     lowered.source = targets.render_source(optimized, target.kind.name, name)

@@ -297,7 +297,7 @@ def region_report(name: str, region: Region) -> dict:
     return {
         "name": name, "ops": region.ops, "handled_by": "intelligen",
         "dram_bytes_ideal": lw.dram_bytes_ideal, "dram_bytes_naive": lw.dram_bytes_naive,
-        "dram_bytes_planned": lw.dram_bytes_planned, "kernels": 1,
+        "dram_bytes_planned": lw.dram_bytes_planned, "kernels": len(lw.optimized.kernels),
         "strategy": lw.kernel.strategy.describe(), "fingerprint": lw.fingerprint,
     }
 

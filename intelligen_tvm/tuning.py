@@ -31,6 +31,7 @@ from .cost_model.prior import predicted_time_us
 from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.plan import HardwareModel, ParallelStrategy
+from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Program
 from .region import default_choice, region_fingerprint
 from .relax_integration import explain, intelligen_pipeline
@@ -78,14 +79,15 @@ def rank(candidates: list[Kernel], shell: Program, hw: HardwareModel, model=None
     return [(candidates[i], feats[i]) for i in order]
 
 
-def measure_inputs(region: RegionToTune, candidates: list[Kernel], target_kind: str):
+def measure_inputs(region: RegionToTune, candidates: list[Kernel], target: tvm.target.Target):
     shell = region.shell
+    hw = targets.hardware_model(target)
     specs = [(shell.buffers[b].shape, shell.buffers[b].dtype) for b in (*shell.inputs, *shell.outputs)]
     inputs = []
     for i, cand in enumerate(candidates):
         name = f"{region.name}_c{i}"
-        program = replace(shell, name=name, kernels=[cand])
-        func = targets.parse_source(targets.render_source(program, target_kind, name))
+        program = planned_program(replace(shell, name=name), cand, hw)
+        func = targets.parse_source(targets.render_source(program, target.kind.name, name))
         inputs.append(MeasureInput(name, func, specs))
     return inputs
 
@@ -123,7 +125,7 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
     best: dict[str, dict] = {}
     regions = list(_ranked_regions(mod, target, trials, model))
     for n, (region, ranked) in enumerate(regions):
-        results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target.kind.name))
+        results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target))
         new = _records(target, ((region.fingerprint, strategy_key(k.strategy), f, res)
                                 for (k, f), res in zip(ranked, results)))
         db.append(new)
@@ -141,7 +143,7 @@ def export_tuning_bundle(mod: tvm.IRModule, target, directory: str | Path, trial
     target = targets.as_target(target)
     inputs, described = [], []
     for region, ranked in _ranked_regions(mod, target, trials, model):
-        inputs += measure_inputs(region, [k for k, _ in ranked], target.kind.name)
+        inputs += measure_inputs(region, [k for k, _ in ranked], target)
         described += [{"region": region.fingerprint, "candidate": strategy_key(k.strategy), "features": f}
                       for k, f in ranked]
     directory = export_bundle(inputs, target, directory)

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import tvm
+from tvm import relax
 
 import intelligen_tvm
 from intelligen_tvm import suite
@@ -16,6 +17,7 @@ from intelligen_tvm.cost_model.records import RecordDB
 from intelligen_tvm.testing import assert_close, build, reference_outputs, run, tolerances
 from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle,
                                    strategy_key, target_key)
+from tests.helpers import relax_module
 
 LLVM = tvm.target.Target({"kind": "llvm"})
 
@@ -87,3 +89,18 @@ def test_cross_host_bundle_round_trip(tmp_path) -> None:
     assert_close(run(executable, LLVM, inputs), reference_outputs(model, inputs), *tolerances(model))
     for key in ("kind", "groups", "threads_per_row", "rows_per_group", "vector"):
         assert chosen["strategy"][key] == fastest.candidate[key]
+
+
+def test_tune_measures_split_row_candidates(tmp_path) -> None:
+    """Few long rows: the prior ranks rows split across groups first; they are measured as
+    their phase kernels (one PrimFunc with its workspace) and the winner compiles correctly."""
+    mod = relax_module(lambda x: relax.op.sum(x, axis=[-1]), [(4, 1 << 17)])
+    records = str(tmp_path / "records.jsonl")
+    intelligen_tvm.tune(mod, LLVM, trials=3, records=records, measurer=LocalMeasurer(LLVM, repeat=2),
+                        progress=False)
+    rows = RecordDB(records).load()
+    assert len(rows) == 3 and rows[0].candidate["kind"] == "split_row" and rows[0].features["kernels"] == 2
+    x = np.random.default_rng(0).standard_normal((4, 1 << 17)).astype("float32")
+    executable = build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(records=records))
+    (got,) = run(executable, LLVM, [x])
+    np.testing.assert_allclose(got, x.astype(np.float64).sum(-1), rtol=1e-5, atol=1e-3)

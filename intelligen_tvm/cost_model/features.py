@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.plan import HardwareModel, planned_dram_bytes, stream_passes
+from ..dataflow_graph.plan import HardwareModel, program_dram_bytes, stream_passes
+from ..dataflow_graph.split_row import planned_program
 from ..gir import expr as E
 from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync
 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
                             "log1p", "sin", "cos", "tan"})
-KINDS = ("row", "flat", "column", "tile")
+KINDS = ("row", "flat", "column", "tile", "split_row")
+ROW_KINDS = ("row", "split_row")   # threads share a row and reduce it with shuffles
 
 
 def _strided_loads(kernel: Kernel) -> int:
@@ -40,7 +42,7 @@ def occupancy(kernel: Kernel, hw: HardwareModel) -> float:
     """Resident threads per processor / its maximum, limited by threads, registers and SRAM."""
     s = kernel.strategy
     threads = s.units * s.lanes
-    row_values = sum(1 for v in kernel.values.values() if v.axes & {a.name for a in kernel.row} or s.kind != "row")
+    row_values = sum(1 for v in kernel.values.values() if v.axes & {a.name for a in kernel.row} or s.kind not in ROW_KINDS)
     regs_per_lane = 16 + row_values * s.per_lane
     sram = sum(b.nbytes for b in kernel.local_buffers.values())
     sram += sum(1 for i in kernel.instrs if isinstance(i, Reduce) and i.scope is Scope.GROUP) * threads * 4
@@ -57,7 +59,9 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
     threads = s.units * s.lanes
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
     reduces = [i for i in kernel.instrs if isinstance(i, Reduce)]
-    dram = planned_dram_bytes(kernel, program.buffers)
+    launched = planned_program(program, kernel, hw)   # a split row: partial + finishing kernels
+    dram = program_dram_bytes(launched)
+    workspace = sum(b.nbytes for name, b in launched.buffers.items() if name not in program.buffers)
     occ = occupancy(kernel, hw)
     resident = max(1.0, occ * hw.max_threads_per_processor / threads) * hw.processors
     out = {
@@ -83,7 +87,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "n_transcendental": float(sum(i.op in TRANSCENDENTAL for i in computes)),
         "n_reduce": float(len(reduces)),
         "n_reduce_group": float(sum(i.scope is Scope.GROUP for i in reduces)),
-        "n_shuffles": float(sum(math.log2(min(s.threads_per_row, s.lanes)) for i in reduces if s.kind == "row")),
+        "n_shuffles": float(sum(math.log2(min(s.threads_per_row, s.lanes)) for i in reduces if s.kind in ROW_KINDS)),
         "n_syncs": float(sum(isinstance(i, Sync) for i in kernel.instrs) + 2 * sum(i.scope is Scope.GROUP for i in reduces)),
         "sram_bytes": float(sum(b.nbytes for b in kernel.local_buffers.values())),
         "strided_loads": float(_strided_loads(kernel)),
@@ -91,6 +95,9 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "waves": s.groups / resident,
         "grid_per_processor": s.groups / hw.processors,
         "buffers": float(s.buffers),
+        "kernels": float(len(launched.kernels)),
+        "workspace_bytes": float(workspace),
+        "splits": float(s.splits),
     }
     out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
     return out

@@ -2,7 +2,9 @@
 
 A memory-bound kernel takes its DRAM bytes over the bandwidth it can draw.  The bandwidth
 it draws falls with low occupancy (too few bytes in flight), partial last waves, strided
-loads, scalar (unvectorized) access and serial reduction tails; launch costs a few us.  Where
+loads, scalar (unvectorized) access and serial reduction tails; every launch costs a few us
+(a row split across groups launches a kernel to combine the partials, maybe one more to
+write row outputs).  Where
 a step's DRAM round trip is not hidden by occupancy (scratchpad machines), every wave of steps
 exposes it; double-buffered data overlaps a step's transfer with the previous step's compute.
 The constants are rough by design: the prior only has to order candidates sensibly.
@@ -28,4 +30,4 @@ def predicted_time_us(f: dict[str, float], hw: HardwareModel) -> float:
     compute_us = 1e-6 * f["n_transcendental"] * f["outer_size"] * max(1.0, f["row_size"]) / hw.processors
     exposed_us = hw.step_latency_us * math.ceil(waves)
     busy_us = max(transfer_us, compute_us) if f["buffers"] > 1 else transfer_us + compute_us
-    return LAUNCH_US + exposed_us + busy_us + sync_us
+    return LAUNCH_US * f["kernels"] + exposed_us + busy_us + sync_us

@@ -2,7 +2,9 @@
 
 Row regions: threads per row from one lane to a block, rows per group, vector width, the
 row held in registers or streamed through serial steps (one sweep per reduction level,
-re-reading DRAM; softmax's max and sum in one sweep with online statistics), unrolled or rolled chunk loops.  Column regions: units splitting the
+re-reading DRAM; softmax's max and sum in one sweep with online statistics), unrolled or
+rolled chunk loops, and for rows with one reduction level the row split across several
+groups whose partial results a second launch combines.  Column regions: units splitting the
 strided row, held on chip or streamed.  Transposes: a padded SRAM tile or a direct strided
 copy.  Elementwise: units per group and vector width.
 
@@ -21,13 +23,15 @@ from ..gir.program import Kernel, Program, numel
 from ..gir.verify import VerifyError, verify
 from ..gir_lowering.tir_reader import Unsupported
 from .plan import (HardwareModel, ParallelStrategy, column_strategy, flat_strategy, plan_family,
-                   row_strategy, tile_strategy, with_strategy)
+                   row_strategy, split_row_strategy, splittable, tile_strategy, with_strategy)
+from .split_row import planned_program
 
 ROW_THREADS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 VECTORS = (1, 2, 4)
 ROWS_PER_GROUP = (1, 2, 4, 8, 16, 32)
 STREAM_THREADS = (256, 1024)   # a streamed row: a block sweeps it, chunks vectors per lane per step
 STREAM_CHUNKS = (1, 4)
+SPLITS = (4, 16, 64, 256)   # groups sharing a row (split_row); each streams at least one whole step
 FLAT_UNITS = (2, 4, 8)
 COLUMN_UNITS = (2, 4, 8, 16)
 COLUMN_CHUNKS = (1, 2, 4, 8)
@@ -48,12 +52,23 @@ def _row_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]
         out.append(row_strategy(kernel, hw, t, vec, rpg))
     out += [row_strategy(kernel, hw, t, vec, 1, chunks) for t, vec, chunks in product(STREAM_THREADS, VECTORS, STREAM_CHUNKS)
             if t <= hw.max_threads_per_group and kernel.row[-1].extent % vec == 0 and t * vec * chunks < n]
-    return _with_unroll_choice(_with_single_pass_choice(out))
+    return _with_unroll_choice(_with_single_pass_choice(out) + _split_strategies(kernel, hw, n))
 
 
 def _with_single_pass_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]:
     """Each streamed strategy also with online statistics (kept where the region allows it)."""
     return found + [replace(s, single_pass=True) for s in found if s.serial > 1]
+
+
+def _split_strategies(kernel: Kernel, hw: HardwareModel, n: int) -> list[ParallelStrategy]:
+    """Splits of the row whose slices are whole steps of the streamed-row knobs (rounding
+    a slice up to whole steps can merge two split counts into one plan: kept once)."""
+    if not splittable(kernel):
+        return []
+    found = {split_row_strategy(kernel, hw, g, t, vec, chunks)
+             for g, t, vec, chunks in product(SPLITS, STREAM_THREADS, VECTORS, STREAM_CHUNKS)
+             if t <= hw.max_threads_per_group and kernel.row[-1].extent % vec == 0 and g * t * vec * chunks <= n}
+    return sorted((s for s in found if s.splits > 1), key=lambda s: (s.splits, s.threads_per_row, s.vector, s.chunks))
 
 
 def _with_unroll_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]:
@@ -92,7 +107,7 @@ def enumerate_candidates(kernel: Kernel, program: Program, hw: HardwareModel) ->
     for strategy in strategies(kernel, program.buffers, hw):
         try:
             candidate = with_strategy(kernel, strategy, hw)
-            verify(Program(program.name, program.buffers, program.inputs, program.outputs, [candidate]), hw)
+            verify(planned_program(program, candidate, hw), hw)
         except (Unsupported, VerifyError):
             continue
         found.append(candidate)

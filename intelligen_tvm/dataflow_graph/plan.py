@@ -9,7 +9,10 @@ cost model's job; here one good default is picked per region shape:
 - row axes contiguous in memory: *row* — a unit (short rows) or a whole group (long rows)
   owns a row, the row is held in registers across all its reductions;
 - row axes strided (reduce over a leading axis): *column* — lanes own adjacent outer
-  elements (coalesced), units split the row, the row streams through a serial loop.
+  elements (coalesced), units split the row, the row streams through a serial loop;
+- few long rows with one reduction level: *split_row* — several groups share a row, their
+  partial results meet in a DRAM workspace and a second launch finishes them
+  (`split_row.py` builds the phases).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..gir import expr as E
-from ..gir.program import (Identity, Instr, Kernel, Level, Load, Reduce, Scope, Store, dtype_bytes,
+from ..gir.program import (Identity, Instr, Kernel, Level, Load, Program, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
 from ..gir_lowering.tir_reader import Unsupported
 from .single_pass import online_softmax
@@ -45,7 +48,7 @@ class HardwareModel:
 
 @dataclass(frozen=True)
 class ParallelStrategy:
-    kind: str                 # flat | row | column | tile
+    kind: str                 # flat | row | column | tile | split_row
     groups: int
     units: int                # units per group
     lanes: int                # lanes per unit
@@ -60,6 +63,7 @@ class ParallelStrategy:
     unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
     single_pass: bool = False # streamed rows: online statistics (softmax's max and sum in one sweep)
     buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
+    splits: int = 1           # split_row: groups sharing one row, each streaming `serial` steps of it
 
     @property
     def per_lane(self) -> int:
@@ -70,14 +74,15 @@ class ParallelStrategy:
                 f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
                 f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
                 + ("" if self.unroll else ", unroll=False") + (", single_pass=True" if self.single_pass else "")
-                + (f", buffers={self.buffers}" if self.buffers > 1 else "") + ")")
+                + (f", buffers={self.buffers}" if self.buffers > 1 else "")
+                + (f", splits={self.splits}" if self.splits > 1 else "") + ")")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
                 "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
                 "rows_per_group": self.rows_per_group, "vector": self.vector,
                 "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll,
-                "single_pass": self.single_pass}
+                "single_pass": self.single_pass} | ({"splits": self.splits} if self.splits > 1 else {})
 
 
 
@@ -154,7 +159,8 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
         if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
             strategy = row_strategy(kernel, hw, t, vec, 1, chunks=STREAM_CHUNKS)
-    if strategy.serial > 1:   # a streamed row: in as few sweeps as the statistics allow
+        strategy = _default_split(kernel, hw, vec) or strategy
+    if strategy.kind != "split_row" and strategy.serial > 1:   # streamed: as few sweeps as the statistics allow
         try:
             return with_strategy(kernel, replace(strategy, single_pass=True), hw)
         except Unsupported:
@@ -217,6 +223,49 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
 
 
 STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
+SPLIT_MIN_ROW_STEPS = 8   # streamed steps a row spans at least before the default plan splits it
+SPLIT_OPS = frozenset({"sum", "prod", "max", "min"})   # partial results combine with the same op
+
+
+def splittable(kernel: Kernel) -> bool:
+    """Whether a row can be split across groups with one combining launch: all reductions
+    on one level (their partials combine independently), each an associative op.  The row
+    outputs (rms_norm's x * rsqrt(mean)) then need only the finished per-row values and one
+    more sweep.  Deeper regions (softmax's max then sum, layer norm's mean then variance)
+    are refused: every further level would need its own partial and finishing launches and
+    one more DRAM sweep of the row.  So are online sums, whose partials would need rescaling
+    by their groups' maxima."""
+    levels = [p for p in stream_passes(kernel)[1] if p.reduces]
+    return len(levels) == 1 and all(r.op in SPLIT_OPS and r.shift is None for r in levels[0].reduces)
+
+
+def split_row_strategy(kernel: Kernel, hw: HardwareModel, splits: int, threads: int, vector: int,
+                       chunks: int) -> ParallelStrategy:
+    """About `splits` groups per row (`threads` lanes each), each streaming a contiguous
+    slice of whole steps (threads x vector x chunks elements); the last slice may end early.
+    The slice is rounded up to whole steps, which can leave fewer splits than asked."""
+    rows = numel(a.extent for a in kernel.outer)
+    n = numel(a.extent for a in kernel.row)
+    step = threads * vector * chunks
+    serial = -(-n // (splits * step))
+    splits = -(-n // (serial * step))
+    return ParallelStrategy("split_row", rows * splits, max(1, threads // hw.lanes_per_unit), hw.lanes_per_unit,
+                            threads, 1, vector, chunks, serial, rows, n, splits=splits)
+
+
+def _default_split(kernel: Kernel, hw: HardwareModel, vector: int) -> ParallelStrategy | None:
+    """Fewer rows than processors leave most of the machine idle with a group per row: split
+    each row into as many slices (one streamed step at least) as fill the machine with
+    resident groups.  A row shorter than SPLIT_MIN_ROW_STEPS steps stays whole: its sweep
+    is too short to pay for a second launch."""
+    rows = numel(a.extent for a in kernel.outer)
+    n = numel(a.extent for a in kernel.row)
+    threads = hw.default_threads_per_group
+    step = threads * vector * STREAM_CHUNKS
+    if rows >= hw.processors or n < SPLIT_MIN_ROW_STEPS * step or not splittable(kernel):
+        return None
+    resident = hw.processors * (hw.max_threads_per_processor // threads)
+    return split_row_strategy(kernel, hw, min(-(-resident // rows), n // step), threads, vector, STREAM_CHUNKS)
 
 
 @dataclass(frozen=True)
@@ -284,8 +333,15 @@ def stream_passes(kernel: Kernel) -> tuple[tuple[Instr, ...], list[StreamPass]]:
     return before, passes
 
 
+def program_dram_bytes(program: Program) -> int:
+    """Bytes moved between DRAM and the chip by the program's moves (re-reads of streamed rows
+    and workspaces between kernels counted)."""
+    return sum(planned_dram_bytes(k, program.buffers) for k in program.kernels)
+
+
 def planned_dram_bytes(kernel: Kernel, buffers) -> int:
     """DRAM bytes of a planned kernel: a streamed row re-reads its loads in every sweep."""
+    assert kernel.strategy is None or kernel.strategy.kind != "split_row", "count the phases of a split row"
     total = kernel_dram_bytes(kernel, buffers)
     if kernel.strategy is None or kernel.strategy.serial == 1:
         return total

@@ -101,6 +101,8 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
         defined |= set(ins.writes)
     if s is None:
         return
+    if s.kind == "split_row":
+        raise VerifyError(f"{kernel.name}: a split row is verified as its phase kernels (split_row.py)")
     for v in kernel.values.values():
         if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
             raise VerifyError(f"{kernel.name}: %{v.name} needs {s.per_lane} registers per lane")
@@ -119,7 +121,23 @@ def _check_online_sum(ins: Reduce, kernel: Kernel, where: str) -> None:
         raise VerifyError(f"{where}: an online sum must be shifted by the max of the same row")
 
 
+def _check_launch_order(program: Program) -> None:
+    """A DRAM buffer that is neither input nor output (a workspace) is read only by a later
+    kernel than one that wrote it: groups of one launch cannot wait for each other."""
+    workspaces = set(program.buffers) - set(program.inputs) - set(program.outputs)
+    stored: set[str] = set()
+    for k in program.kernels:
+        mine = set()
+        for n, ins in enumerate(k.instrs):
+            if isinstance(ins, Store) and ins.level is Level.DRAM:
+                mine.add(ins.dst.buffer)
+            elif isinstance(ins, Load) and ins.src.buffer in workspaces and ins.src.buffer not in stored:
+                raise VerifyError(f"{k.name}#{n}: {ins.src.buffer} read before an earlier kernel wrote it")
+        stored |= mine
+
+
 def verify(program: Program, hw) -> None:
     """Raise VerifyError on the first violation."""
+    _check_launch_order(program)
     for k in program.kernels:
         verify_kernel(k, program, hw)

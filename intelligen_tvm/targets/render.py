@@ -4,7 +4,9 @@ One renderer walks the instruction list once for every backend.  What differs be
 backends is confined to a `Dialect`: how threads are opened, where a lane's registers
 live, how a barrier is expressed and how a unit-wide reduction is done (warp shuffles on
 a GPU; explicit loops over lanes in the CPU lowering, where the code between barriers
-becomes a phase run for every (unit, lane)).
+becomes a phase run for every (unit, lane)).  A program of several kernels (a row split
+across groups: partial results, then their combination) is one PrimFunc whose kernels run
+one after the other; its DRAM workspaces are global allocations of that PrimFunc.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Protocol
 
 from ..dataflow_graph.plan import ParallelStrategy, stream_passes
 from ..gir import expr as E
-from ..gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, Sync, numel
+from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 
 SYNC = object()   # marker between phases
 
@@ -333,7 +335,8 @@ class KernelRenderer:
                     f"    {acc} = {combine_text(ins.op, acc, f'{name}[{other}]')}"])
 
     # ---- whole kernel ----------------------------------------------------------------
-    def render(self, func_name: str) -> str:
+    def body(self) -> list[str]:
+        """The kernel's launch: thread nest, allocations and instructions."""
         s = self.s
         for name, val in self.kernel.values.items():
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
@@ -347,16 +350,7 @@ class KernelRenderer:
         else:
             for ins in self.kernel.instrs:
                 self.render_instr(ins)
-        params = [*self.program.inputs, *self.program.outputs]
-        sig = ", ".join(
-            f'{safe_name(b)}: T.Buffer({shape_text(self.program.buffers[b].shape)}, '
-            f'"{self.program.buffers[b].dtype}")' for b in params)
-        lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
-                 f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
-        # A root block keeps Relax analyses that expect S-TIR (e.g. has_reshape_pattern) happy.
-        lines.append('    with T.sblock("root"):')
-        lines += ["        " + b for b in self.d.kernel_body(s, self.allocs, self.segments)]
-        return "\n".join(lines) + "\n"
+        return self.d.kernel_body(s, self.allocs, self.segments)
 
     def _render_streaming(self) -> None:
         """The row streams through `serial` steps, one sweep per reduction level (plan.py
@@ -396,5 +390,20 @@ class KernelRenderer:
 
 
 def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
-    assert len(program.kernels) == 1, "one fused kernel per region"
-    return KernelRenderer(program, program.kernels[0], dialect).render(func_name)
+    """One PrimFunc: the region's inputs and outputs are its parameters, other DRAM buffers
+    (workspaces between kernels) its global allocations, its kernels launched in order."""
+    params = [*program.inputs, *program.outputs]
+    sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
+                    for b in params)
+    lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
+             f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
+    # A root block keeps Relax analyses that expect S-TIR (e.g. has_reshape_pattern) happy.
+    lines.append('    with T.sblock("root"):')
+    moved = {ins.dst.buffer if isinstance(ins, Store) else ins.src.buffer
+             for k in program.kernels for ins in k.instrs if isinstance(ins, (Load, Store)) and ins.level is Level.DRAM}
+    lines += [f'        {safe_name(b)} = T.alloc_buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
+              for b in sorted(moved - set(params))]
+    for kernel in program.kernels:
+        assert kernel.strategy.kind != "split_row", "expand a split_row kernel into its phases first (split_row.py)"
+        lines += ["        " + b for b in KernelRenderer(program, kernel, dialect).body()]
+    return "\n".join(lines) + "\n"

@@ -143,12 +143,14 @@ def test_online_softmax_needs_a_sum_of_exp_shifted_by_the_max() -> None:
 
 
 def test_a_single_reduction_level_streams_in_two_sweeps() -> None:
-    """rms_norm: the sum of squares, then the output (x read twice, the weight once)."""
-    k, prog, _ = planned(lambda x, w: op.nn.rms_norm(x, w, axes=[-1]), [(2, 1 << 17), (1 << 17,)])
+    """rms_norm: the sum of squares, then the output (x read twice, the weight once); as many
+    rows as processors, so that a group per row fills the machine (fewer rows are split)."""
+    rows, n = HW.processors, 1 << 17
+    k, prog, _ = planned(lambda x, w: op.nn.rms_norm(x, w, axes=[-1]), [(rows, n), (n,)])
+    assert k.strategy.kind == "row"
     _, passes = stream_passes(k)
     assert [[r.op for r in p.reduces] for p in passes] == [["sum"], []]
-    n = 1 << 17
-    assert program_dram_bytes(prog) == 4 * (2 * n) * 2 + 4 * n + 4 * (2 * n)
+    assert program_dram_bytes(prog) == 4 * (rows * n) * 2 + 4 * n + 4 * (rows * n)
 
 
 def test_wider_units_change_the_row_mapping() -> None:
