@@ -263,6 +263,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    commit = git_commit()  # before anything runs: what the numbers were measured with
     dev = tvm.cpu(0) if args.target == "llvm" else tvm.cuda(0)
     if not dev.exist:
         print(f"error: --target {args.target} needs a {args.target} device and none exists here", file=sys.stderr)
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device_name(dev), "driver": driver(dev, args.target), "target": json.loads(str(target)),
         "versions": {"tvm": tvm.__version__, "torch": None if torch is None else torch.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
-        "git_commit": git_commit(), "command": "python scripts/compare.py " + " ".join(argv or sys.argv[1:]),
+        "git_commit": commit, "command": "python scripts/compare.py " + " ".join(argv or sys.argv[1:]),
         "settings": {"small": args.small, "threads": args.threads or os.cpu_count(), "repeat": args.repeat, "trials": args.trials, "cases": names,
                      "with_bert": args.with_bert, "contestants": args.contestants,
                      "timing": "median of repeats, calls batched to ~10 ms per repeat",
