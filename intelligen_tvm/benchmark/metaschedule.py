@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
@@ -30,6 +31,19 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerResul
 
 from ..cost_model import bundle_runner as _rt
 from ..cost_model.measure import MeasureSettings, device_kind
+
+
+FIRST_BROKEN_FFI = (0, 1, 15)
+
+
+def check_ffi(version: str | None = None) -> None:
+    """Raise (instead of letting the process segfault) when the installed tvm-ffi is one whose
+    ``ToJSONGraph`` crashes on TVM 0.27's IntImm, which every MetaSchedule ``TuneContext`` hits."""
+    version = version or tvm_ffi.__version__
+    numbers = tuple(int(p) for p in version.split("+")[0].split(".")[:3] if p.isdigit())
+    if numbers >= FIRST_BROKEN_FFI:
+        raise RuntimeError(f"apache-tvm-ffi {version} segfaults TVM 0.27's MetaSchedule (ToJSONGraph on "
+                           "an IntImm); install apache-tvm-ffi<0.1.15 as setup.py pins it")
 
 
 @derived_object
@@ -132,6 +146,7 @@ def tune_and_compile(mod: tvm.IRModule, target: Any, trials_per_region: int,
     search, XGBoost cost model: TVM's defaults), then compile with the tuned database."""
     target = target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
     device_kind(target)  # fails early for a target without a runtime device
+    check_ffi()
     settings = settings or MeasureSettings(repeat=5, warmup=1)
     start = time.perf_counter()
     extracted = ms.relax_integration.extract_tasks(fuse_for_tuning(mod, target), target)

@@ -91,7 +91,7 @@ def _grouped_bars(rows: list[dict], series: dict[str, list[float]], ylabel: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
-    fig, ax = plt.subplots(figsize=(max(7, len(rows) * 1.1), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7.0, len(rows) * 0.75), 5.0))
     width = 0.8 / max(1, len(series))
     for i, (label, vals) in enumerate(series.items()):
         ax.bar([j + (i - (len(series) - 1) / 2) * width for j in range(len(rows))], vals, width, label=label)
