@@ -8,10 +8,19 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "apache-tvm==0.27.0.post1",
+        # with tvm-ffi 0.1.15.x, TVM 0.27.0.post1's ToJSONGraph segfaults on any IntImm (its value
+        # is an ffi.BigInt field); MetaSchedule serializes its task module in every TuneContext
+        "apache-tvm-ffi<0.1.15",
         "numpy",
         "onnx",
         "xgboost-cpu",
     ],
     # tornado + cloudpickle: TVM's RPC tracker and server (measurement through RPC, its tests)
-    extras_require={"test": ["pytest", "tornado", "cloudpickle"], "rpc": ["tornado", "cloudpickle"]},
+    # psutil: TVM MetaSchedule (the comparison's baseline); matplotlib: the comparison's plots.
+    # torch is optional for scripts/compare.py and deliberately in no extra (a CUDA build is GBs).
+    extras_require={
+        "test": ["pytest", "tornado", "cloudpickle", "psutil", "matplotlib"],
+        "rpc": ["tornado", "cloudpickle"],
+        "compare": ["psutil", "matplotlib"],
+    },
 )

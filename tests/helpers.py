@@ -273,3 +273,14 @@ def chain_stages(fn: Callable, shapes, dtypes=None) -> tuple[StageProgram, dict[
         parts.append(read_prim_func(mod[call.args[0]], [*names, b.var.name], f"c{n}_"))
         produced.add(b.var.name)
     return concat_programs(parts, inputs, [bindings[-1].var.name]), consts
+
+
+def detach_unnamed_metaschedule_handlers() -> None:
+    """Call at the start of a test body that tunes with MetaSchedule. pytest leaves unnamed
+    log-capture handlers on MetaSchedule's logger, and MetaSchedule's logging setup (run for every
+    tuning) formats the names of the handlers already there: ``None.format`` fails."""
+    import logging  # pylint: disable=import-outside-toplevel
+
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    for handler in [h for h in logger.handlers if h.get_name() is None]:
+        logger.removeHandler(handler)

@@ -1,0 +1,1 @@
+"""Benchmark harness: the contestants IntelliGen is compared against, and the report."""

@@ -1,0 +1,124 @@
+"""Timing and the physical limit: every contestant is timed the same way (median of repeats of
+calls batched to about 10 ms), and the copy bandwidth of the same device is measured in the
+same run as the yardstick for effective bandwidth."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+import tvm
+from onnx import numpy_helper
+from tvm import relax
+
+from ..testing import to_numpy
+
+REPEAT_SECONDS = 0.01  # one repeat lasts about this long
+
+
+def ideal_bytes(model: onnx.ModelProto, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> int:
+    """Graph inputs read once + outputs written once + float weights read once.
+
+    A Gather table counts only the rows it gathers (indices size x row bytes)."""
+    total = sum(a.nbytes for a in inputs) + sum(o.nbytes for o in outputs)
+    feeds = dict(zip([i.name for i in model.graph.input], inputs))
+    gathered = {n.input[0]: n.input[1] for n in model.graph.node if n.op_type == "Gather"}
+    for init in model.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype.kind != "f" or array.size <= 1:
+            continue  # shape constants and scalars are not traffic
+        if init.name in gathered and gathered[init.name] in feeds:
+            total += feeds[gathered[init.name]].size * array[0].nbytes
+        else:
+            total += array.nbytes
+    return int(total)
+
+
+def pick_number(seconds_once: float) -> int:
+    """Calls per repeat so that one repeat lasts about ``REPEAT_SECONDS`` (1 to 1000)."""
+    return int(min(1000, max(1, REPEAT_SECONDS / max(seconds_once, 1e-7))))
+
+
+def median_seconds(call: Callable[[], Any], sync: Callable[[], None], repeat: int) -> float:
+    """Median over ``repeat`` repeats of the mean time of one call (after a warm-up)."""
+    call()
+    sync()
+    start = time.perf_counter()
+    call()
+    sync()
+    number = pick_number(time.perf_counter() - start)
+    samples = []
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        sync()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def time_vm(executable: Any, dev: Any, args: list, repeat: int) -> float:
+    """Median seconds of one call of ``main`` with the VM's time evaluator."""
+    vm = relax.VirtualMachine(executable, dev)
+    once = float(np.median(vm.time_evaluator("main", dev, number=1, repeat=1)(*args).results))
+    result = vm.time_evaluator("main", dev, number=pick_number(once), repeat=repeat)(*args)
+    return float(np.median(result.results))
+
+
+def run_vm(executable: Any, dev: Any, args: list) -> list[np.ndarray]:
+    return to_numpy(relax.VirtualMachine(executable, dev)["main"](*args))
+
+
+def check(actual: list[np.ndarray], expected: list[np.ndarray], rtol: float, atol: float) -> tuple[bool, float]:
+    """(all close, largest absolute error); a shape or count mismatch is not close."""
+    if len(actual) != len(expected) or any(a.shape != e.shape for a, e in zip(actual, expected)):
+        return False, float("inf")
+    err, ok = 0.0, True
+    for a, e in zip(actual, expected):
+        a64, e64 = a.astype(np.float64), e.astype(np.float64)
+        err = max(err, float(np.max(np.abs(a64 - e64), initial=0.0)))
+        ok = ok and bool(np.allclose(a64, e64, rtol=rtol, atol=atol))
+    return ok, err
+
+
+def copy_kernel_module(n: int) -> tvm.IRModule:
+    """A Relax module whose ``main`` copies ``n`` fp32 values with one TIR kernel."""
+    from tvm import te  # pylint: disable=import-outside-toplevel
+
+    src = te.placeholder((n,), "float32", name="src")
+    dst = te.compute((n,), lambda i: src[i], name="dst")
+    bb = relax.BlockBuilder()
+    gv = bb.add_func(te.create_prim_func([src, dst]).with_attr("global_symbol", "copy"), "copy")
+    x = relax.Var("x", relax.TensorType((n,), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.call_tir(gv, [x], relax.TensorType((n,), "float32")))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def copy_bandwidth(target: Any, dev: Any, traffic_bytes: int, repeat: int) -> dict:
+    """Bandwidth (bytes moved / s) of a device copy moving ``traffic_bytes`` in total: the faster
+    of the runtime's copy (memcpy / cudaMemcpy D2D) and a copy kernel TVM builds (DLight on GPUs)."""
+    n = max(1, traffic_bytes // 8)  # fp32 values: n*4 read + n*4 written = traffic
+    src = tvm.runtime.tensor(np.random.default_rng(1).standard_normal(n).astype(np.float32), dev)
+    dst = tvm.runtime.empty((n,), "float32", dev)
+    runtime_s = median_seconds(lambda: src.copyto(dst), dev.sync, repeat)
+    ok = bool(np.array_equal(dst.numpy(), src.numpy()))
+    kernel_s, kernel_error = None, None
+    try:
+        ex = tvm.compile(copy_kernel_module(n), target=target, relax_pipeline="default")
+        if not np.array_equal(run_vm(ex, dev, [src])[0], src.numpy()):
+            raise ValueError("copy kernel output differs from its input")
+        kernel_s = time_vm(ex, dev, [src], repeat)
+    except Exception as err:  # pylint: disable=broad-except  # the runtime copy still gives the limit
+        kernel_error = f"{type(err).__name__}: {err}"
+    best = min(s for s in (runtime_s, kernel_s) if s is not None)
+    return {"bytes_moved": 8 * n, "runtime_copy_us": runtime_s * 1e6,
+            "kernel_copy_us": None if kernel_s is None else kernel_s * 1e6,
+            "kernel_copy_error": kernel_error, "copy_gbps": 8 * n / best / 1e9, "copy_ok": ok}
