@@ -79,11 +79,6 @@ class MeasureResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def time(self, module: Any, symbol: str, dev: Any, args: list) -> list[float]:
-        """Per-call microseconds of `symbol`, one entry per repeat."""
-        return _rt.time_kernel(module, symbol, dev, args, repeat=self.repeat, number=self.number,
-                               warmup=self.warmup, min_repeat_ms=self.min_repeat_ms, flush_l2=self.flush_l2)
-
 
 @dataclass(kw_only=True)
 class MeasureSettings:
