@@ -163,32 +163,37 @@ def ingest_tuning_bundle(directory: str | Path, target, records: str) -> list[Re
 
 
 class RecordChooser:
-    """Chooses a region's plan from measured records, else a model, else the default."""
+    """Chooses a region's plan from measured records, else a model, else (with `prior`) the
+    analytical prior's ranking, else the default plan.
 
-    def __init__(self, records: str | None = None, model=None, target=None):
+    The prior is not the default: it has never been calibrated against a measurement, so the
+    hand-written default plan stays the choice of plain compilation until a model exists."""
+
+    def __init__(self, records: str | None = None, model=None, target=None, prior: bool = False):
         self.best: dict[tuple[str, str], Record] = {}
         for rec in RecordDB(records).load() if records else []:
             key = (rec.region, rec.target)
             if key not in self.best or rec.median_us < self.best[key].median_us:
                 self.best[key] = rec
         self.model = model
+        self.prior = prior
         self.target = targets.as_target(target) if target is not None else None
 
     def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
         target = self.target or tvm.target.Target.current()
         best = self.best.get((region_fingerprint(kernel, shell), target_key(target)))
-        if best is None and self.model is None:
+        if best is None and self.model is None and not self.prior:
             return default_choice(kernel, shell, hw)
         candidates = enumerate_candidates(kernel, shell, hw)
         if best is not None:
             for cand in candidates:
                 if strategy_key(cand.strategy) == best.candidate:
                     return cand
-        if self.model is not None and candidates:
+        if (self.model is not None or self.prior) and candidates:
             return rank(candidates, shell, hw, self.model)[0][0]
         return default_choice(kernel, shell, hw)
 
 
-def pipeline(records: str | None = None, model=None) -> tvm.transform.Pass:
-    """The "intelligen" relax pipeline, choosing plans from `records` / `model`."""
-    return intelligen_pipeline(RecordChooser(records, model))
+def pipeline(records: str | None = None, model=None, prior: bool = False) -> tvm.transform.Pass:
+    """The "intelligen" relax pipeline, choosing plans from `records` / `model` / the prior."""
+    return intelligen_pipeline(RecordChooser(records, model, prior=prior))

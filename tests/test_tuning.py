@@ -11,11 +11,12 @@ import tvm
 from tvm import relax
 
 import intelligen_tvm
-from intelligen_tvm import suite
+from intelligen_tvm import suite, targets
 from intelligen_tvm.cost_model.measure import LocalMeasurer
 from intelligen_tvm.cost_model.records import RecordDB
 from intelligen_tvm.testing import assert_close, build, reference_outputs, run, tolerances
-from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle,
+from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
+from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle, rank,
                                    strategy_key, target_key)
 from tests.helpers import relax_module
 
@@ -103,4 +104,21 @@ def test_tune_measures_split_row_candidates(tmp_path) -> None:
     x = np.random.default_rng(0).standard_normal((4, 1 << 17)).astype("float32")
     executable = build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(records=records))
     (got,) = run(executable, LLVM, [x])
+    np.testing.assert_allclose(got, x.astype(np.float64).sum(-1), rtol=1e-5, atol=1e-3)
+
+
+def test_pipeline_with_the_prior_compiles_its_top_ranked_candidate() -> None:
+    """Without records or a model, `prior=True` compiles what the analytical prior ranks first
+    (plain compilation keeps the default plan), and the result is still right."""
+    mod = relax_module(lambda x: relax.op.sum(x, axis=[-1]), [(4, 1 << 17)])
+    (region,) = collect_regions(mod, LLVM)
+    hw = targets.hardware_model(LLVM)
+    with LLVM:
+        picked = RecordChooser(prior=True, target=LLVM)(region.kernel, region.shell, hw)
+        default = RecordChooser(target=LLVM)(region.kernel, region.shell, hw)
+    ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw)
+    assert picked.strategy == ranked[0][0].strategy
+    assert default.strategy != picked.strategy   # the prior really decides something here
+    x = np.random.default_rng(0).standard_normal((4, 1 << 17)).astype("float32")
+    (got,) = run(build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(prior=True)), LLVM, [x])
     np.testing.assert_allclose(got, x.astype(np.float64).sum(-1), rtol=1e-5, atol=1e-3)
