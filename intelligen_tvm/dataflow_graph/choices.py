@@ -2,7 +2,7 @@
 
 Row regions: threads per row from one lane to a block, rows per group, vector width, the
 row held in registers or streamed through serial steps (one sweep per reduction level,
-re-reading DRAM; softmax's max and sum in one sweep with online statistics), unrolled or
+re-reading DRAM; two statistics in one sweep with online softmax or shifted variance), unrolled or
 rolled chunk loops, and for rows with one reduction level the row split across several
 groups whose partial results a second launch combines.  Column regions: units splitting the
 strided row, held on chip or streamed.  Transposes: a padded SRAM tile or a direct strided

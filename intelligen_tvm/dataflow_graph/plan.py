@@ -23,7 +23,7 @@ from ..gir import expr as E
 from ..gir.program import (Identity, Instr, Kernel, Level, Load, Program, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
 from ..gir_lowering.tir_reader import Unsupported
-from .single_pass import online_softmax
+from .single_pass import single_pass_statistics
 from .transpose_tile import stage_through_sram, transposed_axis
 
 
@@ -61,7 +61,7 @@ class ParallelStrategy:
     row_size: int             # N elements per row
     tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
     unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
-    single_pass: bool = False # streamed rows: online statistics (softmax's max and sum in one sweep)
+    single_pass: bool = False # streamed rows: statistics in one sweep (online softmax, shifted variance)
     buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
     splits: int = 1           # split_row: groups sharing one row, each streaming `serial` steps of it
 
@@ -129,7 +129,7 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
     if strategy.kind == "tile":
         kernel = stage_through_sram(kernel, strategy.tile_axes[0], tile=strategy.lanes)
     if strategy.single_pass:
-        kernel = online_softmax(kernel)
+        kernel = single_pass_statistics(kernel)
     scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
     if strategy.kind == "column":
         scope = Scope.GROUP
