@@ -4,7 +4,9 @@ stage programs, and suite regions as stage programs (the same path region select
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import math
 
@@ -17,6 +19,7 @@ from tvm.script import relax as R
 import intelligen_tvm
 from intelligen_tvm import suite
 from intelligen_tvm.gir_lowering.tir_reader import StageProgram, read_prim_func
+from intelligen_tvm.testing import nvcc_check
 
 LLVM = tvm.target.Target({"kind": "llvm"})
 
@@ -71,6 +74,14 @@ def run_prim_func(func: tvm.tirx.PrimFunc, inputs: Sequence[np.ndarray], target=
 
 
 @functools.cache
+def check_nvcc_compiles(source: str, path: Path) -> None:
+    """When nvcc is on PATH, the CUDA source must compile for sm_90 (written to `path`)."""
+    if shutil.which("nvcc"):
+        path.write_text(source)
+        result = nvcc_check(path, "sm_90")
+        assert ": OK" in result, result
+
+
 def suite_model(name: str, small: bool = True) -> onnx.ModelProto:
     """Built once per session (the full bert_embedding table is 94 MB); do not mutate."""
     return suite.get_case(name).build(small=small)

@@ -4,7 +4,6 @@ max and sum in one sweep, then the output sweep) go through TVM's CUDA and ROCm 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ import tvm
 from tvm import relax
 
 from intelligen_tvm.region import lower_region
-from intelligen_tvm.testing import nvcc_check
-from tests.helpers import chain_stages
+from tests.helpers import chain_stages, check_nvcc_compiles
 from tests.targets.test_rocm import toolchain  # noqa: F401  (the fixture)
 
 op = relax.op
@@ -35,10 +33,7 @@ def test_cuda_source_sweeps_the_row_twice(tmp_path: Path) -> None:
     source = cuda.inspect_source()
     assert len(re.findall(rf"for \(int (st\w*) = 0; \1 < {s.serial}; \+\+\1\)", source)) == 2
     assert "__shfl_xor_sync" in source and "expf(" in source
-    if shutil.which("nvcc"):
-        path = tmp_path / "streamed.cu"
-        path.write_text(source)
-        assert ": OK" in nvcc_check(path, "sm_90")
+    check_nvcc_compiles(source, tmp_path / "streamed.cu")
 
 
 @pytest.mark.usefixtures("toolchain")
