@@ -158,7 +158,7 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
             vec //= 2
         strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
         if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
-            strategy = row_strategy(kernel, hw, t, vec, 1, chunks=STREAM_CHUNKS)
+            strategy = row_strategy(kernel, hw, t, vec, 1, chunks=DEFAULT_STREAM_CHUNKS)
         strategy = _default_split(kernel, hw, vec) or strategy
     if strategy.kind != "split_row" and strategy.serial > 1:   # streamed: as few sweeps as the statistics allow
         try:
@@ -222,7 +222,7 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
     return ParallelStrategy("column", groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
 
 
-STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
+DEFAULT_STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
 SPLIT_MIN_ROW_STEPS = 8   # streamed steps a row spans at least before the default plan splits it
 SPLIT_OPS = frozenset({"sum", "prod", "max", "min"})   # partial results combine with the same op
 
@@ -261,11 +261,11 @@ def _default_split(kernel: Kernel, hw: HardwareModel, vector: int) -> ParallelSt
     rows = numel(a.extent for a in kernel.outer)
     n = numel(a.extent for a in kernel.row)
     threads = hw.default_threads_per_group
-    step = threads * vector * STREAM_CHUNKS
+    step = threads * vector * DEFAULT_STREAM_CHUNKS
     if rows >= hw.processors or n < SPLIT_MIN_ROW_STEPS * step or not splittable(kernel):
         return None
     resident = hw.processors * (hw.max_threads_per_processor // threads)
-    return split_row_strategy(kernel, hw, min(-(-resident // rows), n // step), threads, vector, STREAM_CHUNKS)
+    return split_row_strategy(kernel, hw, min(-(-resident // rows), n // step), threads, vector, DEFAULT_STREAM_CHUNKS)
 
 
 @dataclass(frozen=True)
