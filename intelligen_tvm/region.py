@@ -104,8 +104,9 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
     verify(optimized, hw)
     lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
                             stage_program=stages, rewritten=rewritten, chosen=chosen)
-    if not emit or not targets.renders_tir(targets.target_kind(target)):
+    kind = targets.target_kind(target)
+    if not emit or not targets.renders_tir(kind):
         return lowered
-    lowered.source = targets.render_source(optimized, target.kind.name, name)
+    lowered.source = targets.render_source(optimized, kind, name)
     lowered.prim_func = targets.parse_source(lowered.source)
     return lowered

@@ -372,7 +372,7 @@ def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict
 
 
 def _check_target(target: tvm.target.Target) -> None:
-    if not targets.supported(target.kind.name):
+    if not targets.renders_tir(target.kind.name):
         raise ValueError(f"intelligen supports {sorted(targets.DIALECTS)}, not {target.kind.name}")
 
 

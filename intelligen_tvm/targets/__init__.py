@@ -34,10 +34,6 @@ def target_kind(target) -> str:
     return target if isinstance(target, str) else target.kind.name
 
 
-def supported(target_kind: str) -> bool:
-    return target_kind in DIALECTS
-
-
 def renders_tir(target_kind: str) -> bool:
     """Kernels for this target are TVMScript TIR built by TVM (not an external codegen's source)."""
     return target_kind in DIALECTS
