@@ -10,8 +10,9 @@ from typing import Callable
 import tvm
 
 from . import targets
+from .dataflow_graph.choices import default_plan
 from .dataflow_graph.fuse import build_kernel
-from .dataflow_graph.plan import HardwareModel, plan_kernel, program_dram_bytes
+from .dataflow_graph.plan import HardwareModel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Load, Program, slice_footprint
@@ -65,7 +66,7 @@ Chooser = Callable[[Kernel, Program, HardwareModel], Kernel]
 
 
 def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
-    return plan_kernel(kernel, shell.buffers, hw)
+    return default_plan(kernel, shell.buffers, hw)
 
 
 def region_fingerprint(kernel: Kernel, shell: Program) -> str:

@@ -22,7 +22,8 @@ from itertools import product
 from ..gir.program import Kernel, Program, numel
 from ..gir.verify import VerifyError, verify
 from ..gir_lowering.tir_reader import Unsupported
-from .plan import (HardwareModel, ParallelStrategy, column_strategy, flat_strategy, plan_family,
+from .cpu_plan import cpu_strategies, is_cpu, plan_cpu_kernel, with_cpu_strategy
+from .plan import (HardwareModel, ParallelStrategy, column_strategy, flat_strategy, plan_family, plan_kernel,
                    row_strategy, split_row_strategy, splittable, tile_strategy, with_strategy)
 from .split_row import planned_program
 
@@ -91,6 +92,8 @@ def _flat_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy
 
 
 def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrategy]:
+    if is_cpu(hw):
+        return cpu_strategies(kernel, buffers, hw)
     family = plan_family(kernel, buffers, hw)
     if family == "row":
         return _row_strategies(kernel, hw)
@@ -106,9 +109,14 @@ def enumerate_candidates(kernel: Kernel, program: Program, hw: HardwareModel) ->
     found = []
     for strategy in strategies(kernel, program.buffers, hw):
         try:
-            candidate = with_strategy(kernel, strategy, hw)
+            candidate = (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw)
             verify(planned_program(program, candidate, hw), hw)
         except (Unsupported, VerifyError):
             continue
         found.append(candidate)
     return found
+
+
+def default_plan(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
+    """The default candidate: the CPU family's on a CPU, else the GPU families' (plan.py)."""
+    return plan_cpu_kernel(kernel, buffers, hw) if is_cpu(hw) else plan_kernel(kernel, buffers, hw)

@@ -6,14 +6,18 @@ from tvm.script import tirx as T
 
 import tvm
 
+from ..dataflow_graph.cpu_plan import CpuStrategy
 from ..dataflow_graph.plan import HardwareModel
 from ..gir.program import Program
 from .cpu import CpuDialect
+from .cpu_backend import render_cpu_program
 from .cuda import CudaDialect
-from .presets import preset_for
+from .presets import cpu_preset, preset_for
 from .render import render_program
 from .rocm import RocmDialect
 
+# llvm renders CPU plans with the CPU backend (cpu_backend.py); a GPU plan on llvm (planned with
+# a GPU preset's model, `lower_region(..., hw=)`) with the thread-emulating CpuDialect, a test tool.
 DIALECTS = {"cuda": CudaDialect, "rocm": RocmDialect, "llvm": CpuDialect}
 
 
@@ -44,11 +48,15 @@ def hardware_model(target) -> HardwareModel:
     target = as_target(target)
     if isinstance(target, str):
         return preset_for(target).model
+    if target.kind.name == "llvm":
+        return cpu_preset(target).model
     return preset_for(target.kind.name, str(target.attrs.get("arch") or target.attrs.get("mcpu") or "")).model
 
 
 def render_source(program: Program, target_kind: str, func_name: str) -> str:
     """TVMScript text of the region's kernel for `target_kind`."""
+    if target_kind == "llvm" and all(isinstance(k.strategy, CpuStrategy) for k in program.kernels):
+        return render_cpu_program(program, func_name)
     return render_program(program, DIALECTS[target_kind](), func_name)
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from tvm.target import codegen
+
+import tvm
+
+from ..dataflow_graph.cpu_plan import CpuModel
 from ..dataflow_graph.plan import HardwareModel
 
 
@@ -71,11 +78,10 @@ CAMBRICON_MLU590 = HardwarePreset(
 )
 
 # kind -> {arch: preset}; the "" entry serves an arch without a preset of its own.
-# llvm is the numerics lowering of the CUDA plan by default; region.lower_region renders it
-# with any other preset's model when given one (`hw=`), e.g. to check the wave64 plans.
+# llvm is not here: a CPU's model is read off the target (see cpu_preset); the thread-emulating
+# lowering of a GPU plan on llvm is asked for with that GPU's model (`lower_region(..., hw=)`).
 PRESETS: dict[str, dict[str, HardwarePreset]] = {
     "cuda": {"": NVIDIA_SM90},
-    "llvm": {"": NVIDIA_SM90},
     "rocm": {"gfx90a": AMD_GFX90A, "gfx942": AMD_GFX942, "": AMD_GFX90A},
     "bang": {"": CAMBRICON_MLU590},
 }
@@ -86,3 +92,46 @@ def preset_for(kind: str, arch: str = "") -> HardwarePreset:
     """The preset of a target kind and arch (`arch` on cuda, `mcpu` on rocm)."""
     by_arch = PRESETS[kind]
     return by_arch.get(arch, by_arch[""])
+
+
+# Vector register bytes of the widest SIMD extension an LLVM feature list names, widest first.
+CPU_ISAS: tuple[tuple[str, int], ...] = (("avx512f", 64), ("avx2", 32), ("avx", 32), ("sve", 16), ("neon", 16),
+                                         ("sse2", 16))
+# Caches of a CPU that is not this host (an mcpu we cannot ask): a typical server core.
+GENERIC_CACHES = {"l1_bytes": 32 * 1024, "l2_bytes": 1024 * 1024, "l3_bytes": 32 * 1024 * 1024}
+# Nominal DRAM bandwidth per core, for the analytical prior only (our assumption: one core of a
+# server streams about 10 GB/s); measurements and the trained model replace it.
+DRAM_GBPS_PER_CORE = 10.0
+
+
+def host_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, int]:
+    """Data cache sizes of this host's first core, from Linux sysfs (generic ones elsewhere)."""
+    found = dict(GENERIC_CACHES)
+    for index in sorted(root.glob("index*")) if root.exists() else []:
+        try:
+            kind = (index / "type").read_text().strip()
+            level = int((index / "level").read_text())
+            size = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if kind == "Instruction" or level not in (1, 2, 3):
+            continue
+        scale = {"K": 1024, "M": 1024 * 1024}.get(size[-1], 1)
+        found[f"l{level}_bytes"] = int(size.rstrip("KM")) * scale
+    return found
+
+
+def cpu_preset(target) -> HardwarePreset:
+    """The CPU model of an llvm target: the vector width from the target's features (its
+    mcpu/mattr, else this host's CPU), cores from `num-cores` (else this host's), caches of
+    this host unless the target names another CPU."""
+    mcpu, mattr = str(target.attrs.get("mcpu") or ""), list(target.attrs.get("mattr") or [])
+    host = codegen.llvm_get_system_cpu()
+    named = target if (mcpu or mattr) else tvm.target.Target({"kind": "llvm", "mcpu": host})
+    features = {str(f) for f in codegen.llvm_get_cpu_features(named)}
+    isa, vector_bytes = next(((name, b) for name, b in CPU_ISAS if name in features), ("scalar", 16))
+    cores = int(target.attrs.get("num-cores") or 0) or os.cpu_count() or 1
+    caches = host_caches() if mcpu in ("", host) else GENERIC_CACHES
+    name = f"cpu-{mcpu or host}-{isa}-{cores}c"
+    return HardwarePreset(name, CpuModel.make(cores, vector_bytes, dram_gbps=DRAM_GBPS_PER_CORE * cores, isa=isa,
+                                              **caches))

@@ -1,0 +1,317 @@
+"""The CPU backend: a planned dataflow graph (a `CpuStrategy`, see dataflow_graph/cpu_plan.py)
+as TVMScript TIR that TVM's LLVM codegen turns into a parallel loop of SIMD code.
+
+Shape of every kernel: `for t in T.parallel(tasks)` (TVM's thread pool, one contiguous block
+of tasks per core), per-task buffers allocated once, then per kind
+
+- row: `for r in T.serial(rows_per_task)`: one sweep per reduction level over the row in
+  steps of `accumulators` vectors (`T.unroll` x `T.vectorized`), a scalar tail loop for the
+  elements past the last whole step; each reduction keeps `accumulators x vector` partial
+  results folded into one after the sweep; values later sweeps need are kept in per-task
+  row buffers (L1/L2) or recomputed;
+- column: `for n in T.serial(row)`: the block's outer elements in vectors, one accumulator
+  per element;
+- flat: the task's elements in unrolled vector steps;
+- tile: the transposed operand loaded along its contiguous axis into an L1 square, then read
+  back along the output's contiguous axis.
+
+Register values live in small per-task buffers indexed by the vector lane (LLVM keeps them in
+registers): TVM 0.27's vectorizer gets scalar `let` bindings inside a vectorized loop wrong.
+Transcendentals are expanded into vectorizable arithmetic (cpu_math.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..dataflow_graph.cpu_plan import CpuStrategy, CpuSweeps, sweeps_of
+from ..gir import expr as E
+from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
+from . import cpu_math
+from .render import ExprPrinter, _coords, call_text, combine_text, const_text, index_text, safe_name, shape_text
+
+
+@dataclass
+class Ctx:
+    """Where the values of one loop body live: register, held-row and per-row indices, the
+    axes' coordinates, and the row values the body itself computes."""
+
+    reg: str
+    held: str
+    prow: str
+    axes: dict[str, str]
+    local: set[str] = field(default_factory=set)
+
+
+def _indent(lines: list[str], n: int = 1) -> list[str]:
+    return ["    " * n + line for line in lines]
+
+
+def _loop(header: str, body: list[str]) -> list[str]:
+    return [header] + _indent(body) if body else []
+
+
+def _guard(cond: str | None, body: list[str]) -> list[str]:
+    return body if not cond or not body else [f"if {cond}:"] + _indent(body)
+
+
+class CpuKernelRenderer:
+    def __init__(self, program: Program, kernel: Kernel):
+        self.program, self.kernel = program, kernel
+        self.s: CpuStrategy = kernel.strategy
+        self.row_axes = {a.name for a in kernel.row}
+        self.allocs: dict[str, str] = {}
+        self.n = numel(a.extent for a in kernel.row)
+        self.held: frozenset[str] = frozenset()
+
+    # ---- storage ---------------------------------------------------------------------
+    def _alloc(self, name: str, size: int, dtype: str) -> str:
+        self.allocs.setdefault(name, f'{name} = T.alloc_buffer(({size},), "{dtype}")')
+        return name
+
+    def _is_row(self, name: str) -> bool:
+        return self.s.kind in ("flat", "tile") or bool(self.kernel.values[name].axes & self.row_axes)
+
+    def _reg_size(self) -> int:
+        s = self.s
+        return {"row": s.vector * s.accumulators, "flat": s.vector * s.accumulators,
+                "column": s.vector, "tile": s.tile}[s.kind]
+
+    def _prow_size(self) -> int:
+        return self.s.rows_per_group if self.s.kind == "column" else 1
+
+    def _home(self, name: str, ctx: Ctx) -> str:
+        """Where an instruction writes value `name`."""
+        dtype = self.kernel.values[name].dtype
+        if self._is_row(name):
+            return f"{self._alloc('r_' + name, self._reg_size(), dtype)}[{ctx.reg}]"
+        return f"{self._alloc('p_' + name, self._prow_size(), dtype)}[{ctx.prow}]"
+
+    def _tmp(self, name: str, ctx: Ctx):
+        dtype = self.kernel.values[name].dtype
+        size, index = (self._reg_size(), ctx.reg) if self._is_row(name) else (self._prow_size(), ctx.prow)
+        return lambda part: f"{self._alloc(f't_{name}_{part}', size, dtype)}[{index}]"
+
+    def _held_ref(self, name: str, ctx: Ctx) -> str:
+        size = self.n * (self.s.rows_per_group if self.s.kind == "column" else 1)
+        return f"{self._alloc('h_' + name, size, self.kernel.values[name].dtype)}[{ctx.held}]"
+
+    def _producers(self) -> dict[str, Instr]:
+        return {w: i for i in self.kernel.instrs for w in i.writes}
+
+    def _text(self, name: str, ctx: Ctx) -> str:
+        """How a body reads value `name`: bool values inline their expression; row values come
+        from registers (computed in this body) or the held buffer; others from per-row storage."""
+        producer = self._producers().get(name)
+        if self.kernel.values[name].dtype == "bool" and isinstance(producer, Compute):
+            p = self._printer(ctx)
+            return call_text(producer.op, "bool", [self._text(a, ctx) if isinstance(a, str) else p(a)
+                                                   for a in producer.args])
+        if self._is_row(name):
+            if name in ctx.local or self.s.kind in ("flat", "tile"):
+                return f"r_{name}[{ctx.reg}]"
+            return self._held_ref(name, ctx)
+        return f"p_{name}[{ctx.prow}]"
+
+    def _printer(self, ctx: Ctx) -> ExprPrinter:
+        return _LazyPrinter(ctx.axes, self, ctx)
+
+    # ---- instructions ----------------------------------------------------------------
+    def instr(self, ins: Instr, ctx: Ctx) -> list[str]:
+        if isinstance(ins, (Identity, Sync)):
+            return []
+        p = self._printer(ctx)
+        if isinstance(ins, Load):
+            dtype = self.kernel.values[ins.dst].dtype
+            src = self._slice_text(ins.src, p)
+            if ins.src.predicate is not None:
+                src = f'T.if_then_else({p(ins.src.predicate)}, {src}, T.Cast("{dtype}", 0))'
+            return self._define(ins.dst, ctx, [f"{self._home(ins.dst, ctx)} = {src}"])
+        if isinstance(ins, Store):
+            return [f"{self._slice_text(ins.dst, p)} = {self._text(ins.src, ctx)}"]
+        if isinstance(ins, Compute):
+            dtype = self.kernel.values[ins.dst].dtype
+            if dtype == "bool":
+                return []   # inlined where it is read
+            args = [self._text(a, ctx) if isinstance(a, str) else p(a) for a in ins.args]
+            dst = self._home(ins.dst, ctx)
+            lines = cpu_math.expand(ins.op, dtype, args, dst, self._tmp(ins.dst, ctx))
+            return self._define(ins.dst, ctx, lines or [f"{dst} = {call_text(ins.op, dtype, args)}"])
+        if isinstance(ins, Reduce):
+            acc = self._accumulator(ins, ctx)
+            return [f"{acc} = {combine_text(ins.op, acc, self._text(ins.src, ctx))}"]
+        raise TypeError(ins)
+
+    def _define(self, name: str, ctx: Ctx, lines: list[str]) -> list[str]:
+        if self._is_row(name) and self.s.kind in ("row", "column"):
+            ctx.local.add(name)
+            if name in self.held:
+                lines = lines + [f"{self._held_ref(name, ctx)} = r_{name}[{ctx.reg}]"]
+        return lines
+
+    def _accumulator(self, red: Reduce, ctx: Ctx) -> str:
+        dtype = self.kernel.values[red.dst].dtype
+        if self.s.kind == "column":
+            return f"{self._alloc('p_' + red.dst, self._prow_size(), dtype)}[{ctx.prow}]"
+        return f"{self._alloc('a_' + red.dst, self._reg_size(), dtype)}[{ctx.reg}]"
+
+    def _slice_text(self, sl, p: ExprPrinter) -> str:
+        """DRAM slices index the parameter; L1 tiles are flat (their padding stays)."""
+        index = [p.index(i) for i in sl.index]
+        local = self.kernel.local_buffers.get(sl.buffer)
+        if local is None:
+            return index_text(sl.buffer, index)
+        flat, stride = "0", 1
+        for dim, text in zip(reversed(local.shape), reversed(index)):
+            flat = f"{text} * {stride} + {flat}" if stride > 1 else f"{text} + {flat}"
+            stride *= dim
+        return f"{sl.buffer}[{flat}]"
+
+    def _block(self, instrs, ctx: Ctx) -> list[str]:
+        return [line for ins in instrs for line in self.instr(ins, ctx)]
+
+    # ---- kinds -----------------------------------------------------------------------
+    def body(self) -> list[str]:
+        s = self.s
+        inner = {"row": self._row, "column": self._column, "flat": self._flat, "tile": self._tile}[s.kind]()
+        for buf in self.kernel.local_buffers.values():
+            self._alloc(buf.name, numel(buf.shape), buf.dtype)
+        return [f"for t in T.parallel({s.groups}):"] + _indent(list(self.allocs.values()) + inner)
+
+    def _row(self) -> list[str]:
+        s, n = self.s, self.n
+        sweeps: CpuSweeps = sweeps_of(self.kernel)
+        self.held = sweeps.held
+        v, k = s.vector, s.accumulators
+        step = v * k
+        full = n // step
+        row = f"(t * {s.rows_per_group} + r)"
+        outer = _coords(self.kernel.outer, row)
+        per_row = Ctx("0", "0", "0", outer)
+        lines = self._block(sweeps.before, per_row)
+        for sweep in sweeps.passes:
+            for red in sweep.reduces:
+                lines += _loop(f"for j in T.vectorized({step}):",
+                               [f"{self._accumulator(red, Ctx('j', '', '', {}))} = {const_text(red.init)}"])
+            base = f"((st * {k} + kk) * {v})"
+            main = Ctx(f"kk * {v} + vv", f"{base} + vv", "0", outer | _coords(self.kernel.row, base, "vv"))
+            body = self._block(sweep.sweep, main)
+            if full:
+                lines += _loop(f"for st in T.serial({full}):",
+                               _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in T.vectorized({v}):", body)))
+            if n % step:
+                pos = f"({full * step} + e)"
+                tail = Ctx("e", pos, "0", outer | _coords(self.kernel.row, pos))
+                lines += _loop(f"for e in T.serial({n % step}):", self._block(sweep.sweep, tail))
+            for red in sweep.reduces:
+                lines += self._fold(red)
+            lines += self._block(sweep.after, per_row)
+        guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
+        return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
+
+    def _fold(self, red: Reduce) -> list[str]:
+        """The accumulator vectors into one, then its lanes into the per-row value."""
+        s = self.s
+        v, k = s.vector, s.accumulators
+        acc = f"a_{red.dst}"
+        out = self._home(red.dst, Ctx("", "", "0", {}))
+        lines = []
+        if k > 1:
+            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in T.vectorized({v}):", [
+                f"{acc}[vv] = {combine_text(red.op, f'{acc}[vv]', f'{acc}[kk * {v} + vv]')}"]))
+        lines.append(f"{out} = {acc}[0]")
+        if v > 1:
+            lines += _loop(f"for vv in T.serial(1, {v}):", [f"{out} = {combine_text(red.op, out, f'{acc}[vv]')}"])
+        return lines
+
+    def _column(self) -> list[str]:
+        s = self.s
+        v, block = s.vector, s.rows_per_group
+        sweeps = sweeps_of(self.kernel)
+        self.held = sweeps.held
+        base = f"(t * {block} + j * {v})"
+        outer = _coords(self.kernel.outer, base, "vv")
+        guard = None if s.groups * block == s.outer_size else f"{base} < {s.outer_size}"
+
+        def over_block(body: list[str]) -> list[str]:
+            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in T.vectorized({v}):", body)))
+
+        per = lambda: Ctx("vv", "", f"j * {v} + vv", outer)  # noqa: E731
+        lines = over_block(self._block(sweeps.before, per()))
+        for sweep in sweeps.passes:
+            for red in sweep.reduces:
+                lines += _loop(f"for j in T.vectorized({block}):",
+                               [f"{self._accumulator(red, Ctx('', '', 'j', {}))} = {const_text(red.init)}"])
+            ctx = Ctx("vv", f"nn * {block} + j * {v} + vv", f"j * {v} + vv", outer | _coords(self.kernel.row, "nn"))
+            lines += _loop(f"for nn in T.serial({self.n}):", over_block(self._block(sweep.sweep, ctx)))
+            lines += over_block(self._block(sweep.after, per()))
+        return lines
+
+    def _flat(self) -> list[str]:
+        s = self.s
+        v, k = s.vector, s.accumulators
+        steps = s.rows_per_group // (v * k)
+        base = f"(((t * {steps} + st) * {k} + kk) * {v})"
+        ctx = Ctx(f"kk * {v} + vv", "", "", _coords(self.kernel.outer, base, "vv"))
+        body = self._block(self.kernel.instrs, ctx)
+        guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
+        return _loop(f"for st in T.serial({steps}):",
+                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in T.vectorized({v}):", body))))
+
+    def _tile(self) -> list[str]:
+        """Load along `a` (contiguous in the input) into the square, store along `b`."""
+        s = self.s
+        a, b = s.tile_axes
+        axes, tile = self.kernel.axes, s.tile
+        na, nb = -(-axes[a] // tile), -(-axes[b] // tile)
+        rest = tuple(ax for ax in self.kernel.outer if ax.name not in (a, b))
+        ta, tb = f"(t // {nb} % {na} * {tile})", f"(t % {nb} * {tile})"
+        common = _coords(rest, f"(t // {na * nb})")
+        cut = next(i for i, ins in enumerate(self.kernel.instrs) if isinstance(ins, Sync))
+        phases = [(self.kernel.instrs[:cut], {a: f"({ta} + vv)", b: f"({tb} + i)"}),
+                  (self.kernel.instrs[cut + 1:], {a: f"({ta} + i)", b: f"({tb} + vv)"})]
+        ragged = axes[a] % tile or axes[b] % tile
+        full = f"{ta} + {tile} <= {axes[a]} and {tb} + {tile} <= {axes[b]}"
+        lines = []
+        for instrs, coords in phases:
+            ctx = Ctx("vv", "", "", common | coords)
+            body = self._block(instrs, ctx)
+            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in T.vectorized({tile}):", body))
+            if not ragged:
+                lines += fast
+                continue
+            inside = f"{coords[a]} < {axes[a]} and {coords[b]} < {axes[b]}"
+            edge = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in T.serial({tile}):", _guard(inside, body)))
+            lines += [f"if {full}:"] + _indent(fast) + ["else:"] + _indent(edge)
+        return lines
+
+
+class _LazyPrinter(ExprPrinter):
+    """An ExprPrinter that asks the renderer for a value's text when it meets it."""
+
+    def __init__(self, axes: dict[str, str], renderer: CpuKernelRenderer, ctx: Ctx):
+        super().__init__(axes, {})
+        self.renderer, self.ctx = renderer, ctx
+
+    def __call__(self, e: E.Expr) -> str:
+        if isinstance(e, E.ValueRef):
+            return self.renderer._text(e.value, self.ctx)
+        return super().__call__(e)
+
+
+def render_cpu_program(program: Program, func_name: str) -> str:
+    """One PrimFunc: the region's inputs and outputs are its parameters, its kernels run in order."""
+    params = [*program.inputs, *program.outputs]
+    sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
+                    for b in params)
+    lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
+             f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})',
+             '    with T.sblock("root"):']
+    moved = {ins.dst.buffer if isinstance(ins, Store) else ins.src.buffer
+             for k in program.kernels for ins in k.instrs if isinstance(ins, (Load, Store)) and ins.level is Level.DRAM}
+    lines += [f'        {safe_name(b)} = T.alloc_buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
+              for b in sorted(moved - set(params))]
+    for kernel in program.kernels:
+        assert isinstance(kernel.strategy, CpuStrategy), "the CPU backend renders CPU plans only"
+        lines += _indent(CpuKernelRenderer(program, kernel).body(), 2)
+    return "\n".join(lines) + "\n"
