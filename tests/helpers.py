@@ -87,13 +87,9 @@ def suite_model(name: str, small: bool = True) -> onnx.ModelProto:
     return suite.get_case(name).build(small=small)
 
 
-def suite_region(name: str, small: bool = True, target_kind: str = "llvm", seed: int = 0):
-    """The one region that region selection forms for a suite case, with concrete data.
-
-    Returns (stage_program, feed, expected): `feed` maps every region input (graph inputs and
-    baked-in weights) to an array, `expected` maps the region output to the ONNX reference."""
+def _suite_selection(name: str, small: bool, target_kind: str):
+    """The suite case's model, its one region's stage program and the selector that formed it."""
     from intelligen_tvm.relax_integration import RegionSelector, _outside_uses, _prepare
-    from intelligen_tvm.testing import input_names, reference_outputs
 
     model = suite_model(name, small)
     mod = _prepare(intelligen_tvm.from_onnx(model))
@@ -102,7 +98,17 @@ def suite_region(name: str, small: bool = True, target_kind: str = "llvm", seed:
     selector = RegionSelector(list(block.bindings), mod, _outside_uses(func, 0), target_kind)
     regions = [r for r in selector.select() if r.lowered is not None]
     assert len(regions) == 1, [r.ops for r in regions]
-    sp = regions[0].lowered.stage_program
+    return model, regions[0].lowered.stage_program, selector
+
+
+def suite_region(name: str, small: bool = True, target_kind: str = "llvm", seed: int = 0):
+    """The one region that region selection forms for a suite case, with concrete data.
+
+    Returns (stage_program, feed, expected): `feed` maps every region input (graph inputs and
+    baked-in weights) to an array, `expected` maps the region output to the ONNX reference."""
+    from intelligen_tvm.testing import input_names, reference_outputs
+
+    model, sp, selector = _suite_selection(name, small, target_kind)
     inputs = suite.make_inputs(suite.get_case(name), np.random.default_rng(seed), small=small)
     by_name = dict(zip(input_names(model), inputs))
     feed = {}
@@ -118,7 +124,8 @@ def suite_region(name: str, small: bool = True, target_kind: str = "llvm", seed:
 
 
 def suite_region_stages(name: str, small: bool = True, target_kind: str = "llvm") -> StageProgram:
-    return suite_region(name, small, target_kind)[0]
+    """The stage program of suite_region, without data or reference (cheap at full shapes)."""
+    return _suite_selection(name, small, target_kind)[1]
 
 
 # ---- a numpy interpreter of stage programs: the meaning the TIR reader assigns ---------------

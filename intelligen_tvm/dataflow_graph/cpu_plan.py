@@ -202,6 +202,14 @@ def _vectors(extent: int, lanes: int) -> list[int]:
     return [v for v in (2 * lanes, lanes, lanes // 2, lanes // 4) if v >= 1 and extent % v == 0] or [1]
 
 
+def _row_vectors(kernel: Kernel, lanes: int) -> list[int]:
+    """Vector widths along the row: a single row axis takes any width (a scalar loop does the
+    tail); several row axes need one dividing the innermost (a vector never crosses it)."""
+    if len(kernel.row) > 1:
+        return _vectors(kernel.row[-1].extent, lanes)
+    return [v for v in (2 * lanes, lanes, lanes // 2, lanes // 4) if 1 <= v <= kernel.row[0].extent] or [1]
+
+
 def _isa_vector(extent: int, lanes: int) -> int:
     """The widest vector of at most one register that divides `extent`."""
     return next(v for v in _vectors(extent, lanes) if v <= lanes)
@@ -269,7 +277,7 @@ def cpu_strategies(kernel: Kernel, buffers, hw: CpuModel) -> list[CpuStrategy]:
     if family == "row":
         n = numel(a.extent for a in kernel.row)
         found = []
-        for per_core, vec, acc in product(TASKS_PER_CORE, _vectors(kernel.row[-1].extent, lanes), ACCUMULATORS):
+        for per_core, vec, acc in product(TASKS_PER_CORE, _row_vectors(kernel, lanes), ACCUMULATORS):
             if vec * acc > max(n, vec):
                 continue
             rpt = _rows_per_task(outer, hw, per_core)
@@ -325,7 +333,7 @@ def plan_cpu_kernel(kernel: Kernel, buffers, hw: CpuModel) -> Kernel:
         return with_cpu_strategy(kernel, cpu_tile_strategy(kernel, min(32, 4 * lanes)), hw)
     if family == "row":
         n = numel(a.extent for a in kernel.row)
-        vec = _isa_vector(kernel.row[-1].extent, lanes)
+        vec = next(v for v in _row_vectors(kernel, lanes) if v <= lanes)
         acc = max(1, min(4, n // max(1, vec)))
         rpt = _rows_per_task(outer, hw, per_core)
         for held in (True, False):

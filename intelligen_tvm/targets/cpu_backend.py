@@ -135,12 +135,21 @@ class CpuKernelRenderer:
                 return []   # inlined where it is read
             args = [self._text(a, ctx) if isinstance(a, str) else p(a) for a in ins.args]
             dst = self._home(ins.dst, ctx)
+            if self._per_row_divisor(ins):   # one division per row, hoisted out of the sweep
+                return self._define(ins.dst, ctx, [f"{dst} = {args[0]} * (T.{dtype}(1) / {args[1]})"])
             lines = cpu_math.expand(ins.op, dtype, args, dst, self._tmp(ins.dst, ctx))
             return self._define(ins.dst, ctx, lines or [f"{dst} = {call_text(ins.op, dtype, args)}"])
         if isinstance(ins, Reduce):
             acc = self._accumulator(ins, ctx)
             return [f"{acc} = {combine_text(ins.op, acc, self._text(ins.src, ctx))}"]
         raise TypeError(ins)
+
+    def _per_row_divisor(self, ins: Compute) -> bool:
+        """A row divided by a per-row value (softmax, norms): a vector division costs several
+        multiplications, the reciprocal is computed once per row (within 1 ulp)."""
+        divisor = ins.args[1] if ins.op == "div" else None
+        return (self.s.kind == "row" and isinstance(divisor, str) and not self._is_row(divisor)
+                and self.kernel.values[ins.dst].dtype.startswith("float"))
 
     def _define(self, name: str, ctx: Ctx, lines: list[str]) -> list[str]:
         if self._is_row(name) and self.s.kind in ("row", "column"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +122,16 @@ def host_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict
     return found
 
 
-def cpu_preset(target) -> HardwarePreset:
+def cpu_preset(target: tvm.target.Target) -> HardwarePreset:
     """The CPU model of an llvm target: the vector width from the target's features (its
     mcpu/mattr, else this host's CPU), cores from `num-cores` (else this host's), caches of
     this host unless the target names another CPU."""
+    return _cpu_preset(str(target))
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_preset(target_text: str) -> HardwarePreset:
+    target = tvm.target.Target(target_text)
     mcpu, mattr = str(target.attrs.get("mcpu") or ""), list(target.attrs.get("mattr") or [])
     host = codegen.llvm_get_system_cpu()
     named = target if (mcpu or mattr) else tvm.target.Target({"kind": "llvm", "mcpu": host})

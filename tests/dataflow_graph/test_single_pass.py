@@ -90,7 +90,7 @@ def test_streamed_layer_norm_of_a_large_mean_row_stays_accurate() -> None:
     """x = 1000 + N(0, 1) over 66 000 columns: sum(x^2) - n mean^2 in float32 would lose the
     variance entirely; the shifted sums keep it."""
     sp, _ = _region("layer_norm", 2, 66000)
-    lowered = lower_region(sp, "r", "llvm")
+    lowered = lower_region(sp, "r", "llvm", hw=HW)
     s = lowered.kernel.strategy
     assert s.serial > 1 and s.single_pass and len(stream_passes(lowered.kernel)[1]) == 2
     feed = _feed(sp, 2, 66000, mean=1000.0)

@@ -1,5 +1,6 @@
-"""The CPU lowering of planned regions: each region's PrimFunc, built alone for llvm, computes what
-TVM's own legalized PrimFuncs compute (awkward shapes on purpose: guards, tails, odd extents)."""
+"""Planned regions on llvm: each region's PrimFunc, built alone, computes what TVM's own legalized
+PrimFuncs compute (awkward shapes on purpose: guards, tails, odd extents) — the CPU backend's plans
+and, through the thread-emulating lowering (`hw=` a GPU preset), the CUDA and wave64 plans."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tvm import relax
 
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import parse_source, render_source
-from intelligen_tvm.targets.presets import AMD_GFX90A
+from intelligen_tvm.targets.presets import AMD_GFX90A, NVIDIA_SM90
 from tests.helpers import LLVM, chain_stages, relax_module, run_prim_func
 
 op = relax.op
@@ -77,15 +78,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("preset", [None, AMD_GFX90A], ids=["default", "gfx90a"])
+@pytest.mark.parametrize("preset", [None, NVIDIA_SM90, AMD_GFX90A], ids=["cpu", "sm90", "gfx90a"])
 @pytest.mark.parametrize("name, fn, shapes, dtypes, kind", CASES, ids=[c[0] for c in CASES])
 def test_region_matches_tvm_legalized_build(name, fn, shapes, dtypes, kind, preset) -> None:
-    """Also with the gfx90a model: wave64 plans (lanes, tails, 64-wide tiles) on the CPU."""
+    """The CPU backend's default plan; the CUDA (warps of 32) and gfx90a (wave64: lanes, tails,
+    64-wide tiles) plans through the thread-emulating lowering."""
     sp, consts = chain_stages(fn, shapes, dtypes)
     lowered = lower_region(sp, "region0", "llvm", hw=preset.model if preset else None)
     assert len(lowered.optimized.kernels) == 1
     if preset is not None:
-        assert lowered.kernel.strategy.lanes == 64
+        assert lowered.kernel.strategy.lanes == preset.model.lanes_per_unit
     elif kind is not None:
         assert lowered.kernel.strategy.kind == kind
     assert lowered.dram_bytes_planned == lowered.dram_bytes_ideal
@@ -111,11 +113,11 @@ REREAD = [
 
 @pytest.mark.parametrize("name, fn, shapes, kind, reads, extra", REREAD, ids=[c[0] for c in REREAD])
 def test_streamed_and_on_chip_multi_pass_rows(name, fn, shapes, kind, reads, extra) -> None:
-    """Rows too long for registers stream, one sweep per reduction level (online softmax and
-    shifted variance bring two levels into one); the report's planned bytes count every
-    re-read of the main input."""
+    """CUDA plans: rows too long for registers stream, one sweep per reduction level (online
+    softmax and shifted variance bring two levels into one); the report's planned bytes count
+    every re-read of the main input."""
     sp, consts = chain_stages(fn, shapes, None)
-    lowered = lower_region(sp, "region0", "llvm")
+    lowered = lower_region(sp, "region0", "llvm", hw=NVIDIA_SM90.model)
     assert lowered.kernel.strategy.kind == kind
     main_bytes = 4 * int(np.prod(shapes[0]))
     assert lowered.dram_bytes_planned == lowered.dram_bytes_ideal + (reads - 1) * main_bytes + extra
@@ -124,9 +126,9 @@ def test_streamed_and_on_chip_multi_pass_rows(name, fn, shapes, kind, reads, ext
     np.testing.assert_allclose(got, _reference(fn, shapes, None, feed), rtol=2e-5, atol=2e-5)
 
 
-def test_cpu_source_is_parallel_over_groups_and_phases_over_threads() -> None:
+def test_thread_emulation_is_parallel_over_groups_and_phases_over_threads() -> None:
     sp, _ = chain_stages(lambda x: op.nn.softmax(x), [(64, 4096)])
-    lowered = lower_region(sp, "region0", "llvm")
+    lowered = lower_region(sp, "region0", "llvm", hw=NVIDIA_SM90.model)
     src = lowered.source
     assert "T.parallel(" in src                 # groups
     assert "for u, l in T.grid(" in src         # units x lanes, one loop nest per phase
@@ -138,8 +140,8 @@ def test_cpu_source_is_parallel_over_groups_and_phases_over_threads() -> None:
     tvm.ir.assert_structural_equal(again, lowered.prim_func)
 
 
-def test_cpu_source_vectorizes_planned_vectors() -> None:
+def test_thread_emulation_vectorizes_planned_vectors() -> None:
     sp, _ = chain_stages(lambda x, y: op.add(x, y), [(16, 64), (16, 64)])
-    lowered = lower_region(sp, "region0", "llvm")
+    lowered = lower_region(sp, "region0", "llvm", hw=NVIDIA_SM90.model)
     assert lowered.kernel.strategy.vector == 4
     assert "T.vectorized(4)" in lowered.source

@@ -15,7 +15,7 @@ from tvm import relax
 import intelligen_tvm
 from intelligen_tvm.gir.program import Compute, numel
 from intelligen_tvm.region import lower_region
-from intelligen_tvm.targets.presets import AMD_GFX90A
+from intelligen_tvm.targets.presets import AMD_GFX90A, NVIDIA_SM90
 from intelligen_tvm.testing import amdgpu_kernel_metadata, device_modules, device_sources
 from tests.helpers import chain_stages, check_nvcc_compiles, relax_module, run_prim_func
 from tests.targets.test_rocm import toolchain  # noqa: F401  (the fixture builds the ROCm toolchain)
@@ -52,12 +52,11 @@ def _feed(shapes, dtype: str) -> list[np.ndarray]:
     return [rng.standard_normal(s).astype(dtype) for s in shapes]
 
 
-@pytest.mark.parametrize("preset", [None, AMD_GFX90A], ids=["sm90", "gfx90a"])
+@pytest.mark.parametrize("preset", [NVIDIA_SM90, AMD_GFX90A], ids=["sm90", "gfx90a"])
 @pytest.mark.parametrize("name, fn, ref, shapes, dtype, kernels", CASES, ids=[c[0] for c in CASES])
 def test_split_row_matches_numpy_on_the_cpu_lowering(name, fn, ref, shapes, dtype, kernels, preset) -> None:
     sp, _ = chain_stages(fn, shapes, [dtype] * len(shapes))
-    hw = preset.model if preset else None
-    lowered = lower_region(sp, "region0", "llvm", hw=hw)
+    lowered = lower_region(sp, "region0", "llvm", hw=preset.model)
     s = lowered.kernel.strategy
     assert s.kind == "split_row" and s.splits > 1
     assert len(lowered.optimized.kernels) == kernels
@@ -83,7 +82,7 @@ def test_split_row_matches_numpy_on_the_cpu_lowering(name, fn, ref, shapes, dtyp
 
 def test_the_exact_case_really_has_no_tail() -> None:
     sp, _ = chain_stages(lambda x: op.sum(x, axis=[-1]), [(4, 1 << 16)])
-    s = lower_region(sp, "region0", "llvm", emit=False).kernel.strategy
+    s = lower_region(sp, "region0", "llvm", emit=False, hw=NVIDIA_SM90.model).kernel.strategy
     assert s.splits * s.serial * s.chunks * s.threads_per_row * s.vector == 1 << 16
 
 
@@ -91,14 +90,15 @@ RMS = (lambda x, w: op.nn.rms_norm(x, w, axes=[-1]), [(2, 1 << 20), (1 << 20,)])
 SUM = (lambda x: op.sum(x, axis=[-1]), [(16, 1 << 20)])
 
 
-def test_relax_pipeline_runs_a_split_region_on_llvm() -> None:
-    """The whole path: region selection, one call_tir whose PrimFunc allocates the workspaces."""
+def test_relax_pipeline_on_llvm_streams_long_rows_in_one_cpu_kernel() -> None:
+    """A GPU splits these rows over groups; the CPU backend streams each row through one task
+    (rows longer than its share of L2 are not held)."""
     fn, shapes = RMS
     mod = relax_module(fn, shapes)
     target = tvm.target.Target({"kind": "llvm"})
     (region,) = intelligen_tvm.explain(mod, target)["regions"]
-    assert region["handled_by"] == "intelligen" and region["kernels"] == 3
-    assert region["strategy"]["kind"] == "split_row" and region["strategy"]["splits"] > 1
+    assert region["handled_by"] == "intelligen" and region["kernels"] == 1
+    assert region["strategy"]["backend"] == "cpu" and not region["strategy"]["held"]
     executable = tvm.compile(mod, target=target, relax_pipeline="intelligen")
     vm = relax.VirtualMachine(executable, tvm.cpu())
     x, w = _feed(shapes, "float32")
