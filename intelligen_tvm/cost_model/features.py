@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ..dataflow_graph.cpu_plan import CpuModel, CpuStrategy, held_bytes, sweeps_of
 from ..dataflow_graph.plan import HardwareModel, program_dram_bytes, stream_passes
 from ..dataflow_graph.split_row import planned_program
 from ..gir import expr as E
@@ -55,6 +56,8 @@ def occupancy(kernel: Kernel, hw: HardwareModel) -> float:
 
 
 def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, float]:
+    if isinstance(kernel.strategy, CpuStrategy):
+        return cpu_features(kernel, program, hw)
     s = kernel.strategy
     threads = s.units * s.lanes
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
@@ -101,3 +104,76 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
     }
     out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
     return out
+
+
+def cpu_features(kernel: Kernel, program: Program, hw: CpuModel) -> dict[str, float]:
+    """A CPU candidate: DRAM bytes, how tasks fill the cores, vector width in registers,
+    accumulators, sweeps and what each recomputes, held bytes against L1/L2, scalar tails."""
+    s: CpuStrategy = kernel.strategy
+    dram = program_dram_bytes(planned_program(program, kernel, hw))
+    dtype = max((v.dtype for v in kernel.values.values()), key=lambda d: int("".join(c for c in d if c.isdigit()) or 8))
+    elem = max(1, int("".join(c for c in dtype if c.isdigit()) or 8) // 8)
+    computes = [i for i in kernel.instrs if isinstance(i, Compute)]
+    row = s.kind in ("row", "column")
+    sweeps = sweeps_of(kernel) if row and kernel.row else None
+    swept = [i for p in sweeps.passes for i in p.sweep] if sweeps else list(kernel.instrs)
+    rounds = math.ceil(s.groups / hw.cores)
+    step = s.vector * s.accumulators
+    held = held_bytes(kernel)
+    elements = float(s.outer_size * max(1, s.row_size))
+    out = {
+        "dram_bytes": float(dram),
+        "log_dram_bytes": math.log2(max(1, dram)),
+        "dram_over_l2": dram / (hw.l2_bytes * hw.cores),
+        "dram_over_l3": dram / hw.l3_bytes,
+        "tasks": float(s.groups),
+        "log_tasks": math.log2(max(1, s.groups)),
+        "tasks_per_core": s.groups / hw.cores,
+        "core_balance": s.groups / (rounds * hw.cores),
+        "bytes_per_task": dram / max(1, s.groups),
+        "rows_per_task": float(s.rows_per_group),
+        "vector": float(s.vector),
+        "vector_registers": s.vector * elem / hw.vector_bytes,
+        "accumulators": float(s.accumulators),
+        "step_elems": float(step),
+        "held": float(s.held),
+        "reload": float(s.reload and s.held),
+        "held_bytes": float(held),
+        "held_over_l1": held / hw.l1_bytes,
+        "held_over_l2": held / hw.l2_bytes,
+        "row_bytes": float(s.row_size * elem),
+        "row_over_l1": s.row_size * elem / hw.l1_bytes,
+        "tail_fraction": (s.row_size % step) / s.row_size if s.kind == "row" else 0.0,
+        "sweeps": float(len(sweeps.passes)) if sweeps else 1.0,
+        "swept_instrs": float(len(swept)),
+        "swept_loads": float(sum(isinstance(i, Load) for i in swept)),
+        "swept_transcendental": float(sum(isinstance(i, Compute) and i.op in TRANSCENDENTAL for i in swept)),
+        "outer_size": float(s.outer_size),
+        "row_size": float(s.row_size),
+        "elements": elements,
+        "n_loads": float(sum(isinstance(i, Load) for i in kernel.instrs)),
+        "n_stores": float(sum(isinstance(i, Store) for i in kernel.instrs)),
+        "n_compute": float(len(computes)),
+        "n_transcendental": float(sum(i.op in TRANSCENDENTAL for i in computes)),
+        "n_reduce": float(sum(isinstance(i, Reduce) for i in kernel.instrs)),
+        "strided_loads": float(_cpu_strided_loads(kernel)),
+        "tile": float(s.tile),
+        "sram_bytes": float(sum(b.nbytes for b in kernel.local_buffers.values())),
+        "cores": float(hw.cores),
+        "isa_vector_bytes": float(hw.vector_bytes),
+    }
+    out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
+    return out
+
+
+def _cpu_strided_loads(kernel: Kernel) -> int:
+    """DRAM loads whose innermost index is not the axis the vector runs along (gathered)."""
+    s = kernel.strategy
+    fast = (s.tile_axes[0] if s.kind == "tile" else kernel.row[-1].name if s.kind == "row"
+            else kernel.outer[-1].name if kernel.outer else None)
+    count = 0
+    for ins in kernel.instrs:
+        if isinstance(ins, Load) and ins.level is Level.DRAM and ins.src.index:
+            last = ins.src.index[-1]
+            count += bool(E.free_vars(last)) and not (isinstance(last, E.Var) and last.name == fast)
+    return count

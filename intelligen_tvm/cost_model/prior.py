@@ -20,6 +20,8 @@ LAUNCH_US = 3.0
 
 
 def predicted_time_us(f: dict[str, float], hw: HardwareModel) -> float:
+    if "tasks_per_core" in f:
+        return predicted_cpu_time_us(f, hw)
     efficiency = min(1.0, 0.25 + f["occupancy"])                     # latency hiding
     waves = f["waves"]
     efficiency *= waves / math.ceil(waves) if waves >= 1 else waves  # idle processors
@@ -31,3 +33,22 @@ def predicted_time_us(f: dict[str, float], hw: HardwareModel) -> float:
     exposed_us = hw.step_latency_us * math.ceil(waves)
     busy_us = max(transfer_us, compute_us) if f["buffers"] > 1 else transfer_us + compute_us
     return LAUNCH_US * f["kernels"] + exposed_us + busy_us + sync_us
+
+
+CPU_TASK_US = 0.5           # scheduling one parallel task (TVM's thread pool) and its buffers
+CPU_ELEMS_PER_US = 2000.0   # vector lanes' worth of simple operations a core retires per us (~2 GHz)
+CPU_TRANSCENDENTAL_OPS = 20.0   # simple operations in one vectorized exp/erf
+
+
+def predicted_cpu_time_us(f: dict[str, float], hw: HardwareModel) -> float:
+    """A CPU candidate: its DRAM bytes at the bandwidth of the cores it keeps busy, or its
+    arithmetic on those cores (vector lanes, unrolled accumulators hide latency), whichever
+    is longer, plus a small cost per task.  Held values that spill out of L2 cost a re-read."""
+    busy = f["core_balance"] * min(f["tasks"], f["cores"])
+    bandwidth = hw.dram_gbps * 1e3 * busy / f["cores"]
+    spill = 1.0 + max(0.0, f["held_over_l2"] - 0.5)
+    transfer_us = f["dram_bytes"] * spill / max(bandwidth, 1e-3)
+    lanes = max(1.0, f["vector"]) * min(1.0, 0.5 + 0.25 * f["accumulators"]) / max(1.0, f["vector_registers"] ** 0.5)
+    ops = f["swept_instrs"] + CPU_TRANSCENDENTAL_OPS * f["swept_transcendental"]
+    compute_us = f["elements"] * ops / (CPU_ELEMS_PER_US * lanes * busy)
+    return max(transfer_us, compute_us) + CPU_TASK_US * f["tasks"] / f["cores"]

@@ -268,6 +268,23 @@ def cpu_family(kernel: Kernel, buffers, hw: CpuModel) -> str:
     return family
 
 
+def _row_modes(kernel: Kernel) -> list[tuple[bool, bool]]:
+    """(held, reload) pairs that give different sweeps: with one reduction level and no row
+    output nothing is carried between sweeps, and without inputs needed by later sweeps
+    reloading them changes nothing."""
+    def signature(recompute) -> tuple:
+        sw = cpu_sweeps(kernel, recompute)
+        return tuple(tuple(id(i) for i in p.sweep) for p in sw.passes), sw.held
+
+    modes = {(True, True): signature(lambda ins: isinstance(ins, Load)),
+             (True, False): signature(lambda ins: False),
+             (False, True): signature(lambda ins: True)}
+    seen: dict[tuple, tuple[bool, bool]] = {}
+    for mode, sig in modes.items():
+        seen.setdefault(sig, mode)
+    return list(seen.values())
+
+
 def cpu_strategies(kernel: Kernel, buffers, hw: CpuModel) -> list[CpuStrategy]:
     """The CPU choice space: rows (or columns, or elements) per task, vector width,
     accumulators, held (with or without reloading inputs) or streamed rows, tile edges."""
@@ -276,20 +293,21 @@ def cpu_strategies(kernel: Kernel, buffers, hw: CpuModel) -> list[CpuStrategy]:
     outer = numel(a.extent for a in kernel.outer)
     if family == "row":
         n = numel(a.extent for a in kernel.row)
+        modes = _row_modes(kernel)
         found = []
         for per_core, vec, acc in product(TASKS_PER_CORE, _row_vectors(kernel, lanes), ACCUMULATORS):
             if vec * acc > max(n, vec):
                 continue
             rpt = _rows_per_task(outer, hw, per_core)
-            found += [cpu_row_strategy(kernel, rpt, vec, acc, held=True, reload=r) for r in (True, False)]
-            found.append(cpu_row_strategy(kernel, rpt, vec, acc, held=False))
+            found += [cpu_row_strategy(kernel, rpt, vec, acc, held, reload) for held, reload in modes]
         return _unique(found)
     if family == "column":
         vecs = _vectors(kernel.outer[-1].extent, lanes)
+        helds = list(dict.fromkeys(held for held, _ in _row_modes(kernel)))
         found = []
         for per_core, vec in product(TASKS_PER_CORE, vecs):
             block = -(-_rows_per_task(outer, hw, per_core) // vec) * vec
-            found += [cpu_column_strategy(kernel, block, vec, held) for held in (True, False)]
+            found += [cpu_column_strategy(kernel, block, vec, held) for held in helds]
         return _unique(found)
     flat = []
     if kernel.outer:

@@ -1,0 +1,50 @@
+"""Features and the analytical prior of CPU candidates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tvm import relax
+
+from intelligen_tvm.cost_model.features import features
+from intelligen_tvm.cost_model.prior import predicted_time_us
+from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
+from intelligen_tvm.dataflow_graph.cpu_plan import cpu_row_strategy, with_cpu_strategy
+from intelligen_tvm.dataflow_graph.fuse import build_kernel
+from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
+from intelligen_tvm.gir.program import Program
+from tests.dataflow_graph.test_cpu_plan import HW
+from tests.helpers import chain_stages
+
+
+def _softmax():
+    sp, _ = chain_stages(lambda x: relax.op.nn.softmax(x), [(256, 1024)])
+    kernel = monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs)
+    return kernel, Program("k", sp.buffers, sp.inputs, sp.outputs, [])
+
+
+def test_every_candidate_has_the_same_numeric_features() -> None:
+    kernel, program = _softmax()
+    feats = [features(c, program, HW) for c in enumerate_candidates(kernel, program, HW)]
+    assert len({tuple(sorted(f)) for f in feats}) == 1
+    assert all(isinstance(v, float) for f in feats for v in f.values())
+
+
+def test_streaming_reads_the_row_once_per_sweep() -> None:
+    kernel, program = _softmax()
+    held = features(with_cpu_strategy(kernel, cpu_row_strategy(kernel, 16, 16, 4, held=True), HW), program, HW)
+    streamed = features(with_cpu_strategy(kernel, cpu_row_strategy(kernel, 16, 16, 4, held=False), HW), program, HW)
+    assert held["dram_bytes"] == 2 * 256 * 1024 * 4 and streamed["dram_bytes"] == 4 * 256 * 1024 * 4
+    assert (held["sweeps"], streamed["sweeps"]) == (3, 3)
+    assert held["held_bytes"] == 4 * 1024 and streamed["held_bytes"] == 0
+    assert streamed["swept_transcendental"] == 2 and held["swept_transcendental"] == 1
+    assert predicted_time_us(held, HW) < predicted_time_us(streamed, HW)
+
+
+def test_prior_prefers_busy_cores_and_vectors() -> None:
+    kernel, program = _softmax()
+    plan = lambda rpt, vec: features(with_cpu_strategy(kernel, cpu_row_strategy(kernel, rpt, vec, 4, True), HW),  # noqa: E731
+                                     program, HW)
+    assert plan(256, 16)["core_balance"] == 0.25   # one task for four cores
+    assert predicted_time_us(plan(16, 16), HW) < predicted_time_us(plan(256, 16), HW)
+    assert predicted_time_us(plan(16, 16), HW) < predicted_time_us(plan(16, 1), HW)
