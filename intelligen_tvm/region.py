@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 import tvm
 
 from . import targets
-from .dataflow_graph.choices import default_plan
+from .cost_model.features import features
+from .cost_model.model import CostModel
+from .dataflow_graph.choices import default_plan, enumerate_candidates
+from .dataflow_graph.cpu_plan import is_cpu
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import HardwareModel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
@@ -67,6 +74,33 @@ Chooser = Callable[[Kernel, Program, HardwareModel], Kernel]
 
 def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
     return default_plan(kernel, shell.buffers, hw)
+
+
+# Cost models trained on real measurements that ship with the package, by hardware family
+# (scripts/collect_cpu_records.py writes the CPU one).
+SHIPPED_MODELS = {"cpu": Path(__file__).parent / "cost_model" / "models" / "cpu.json"}
+
+
+@functools.cache
+def shipped_model(family: str) -> CostModel | None:
+    path = SHIPPED_MODELS.get(family)
+    return CostModel.load(path) if path is not None and path.exists() else None
+
+
+def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Kernel:
+    """The candidate `model` predicts fastest (the default plan when nothing verifies)."""
+    candidates = enumerate_candidates(kernel, shell, hw)
+    if not candidates:
+        return default_choice(kernel, shell, hw)
+    scores = model.predict([features(c, shell, hw) for c in candidates])
+    return candidates[int(np.argmin(scores))]
+
+
+def shipped_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+    """Plain compilation: the shipped model's pick where one exists for the hardware (CPUs),
+    else the default plan."""
+    model = shipped_model("cpu") if is_cpu(hw) else None
+    return default_choice(kernel, shell, hw) if model is None else model_pick(kernel, shell, hw, model)
 
 
 def region_fingerprint(kernel: Kernel, shell: Program) -> str:

@@ -19,7 +19,7 @@ from tvm import relax
 from . import targets
 from .gir_lowering.tir_reader import StageProgram, Unsupported, concat_programs, read_prim_func
 from .gir.program import numel
-from .region import Chooser, LoweredRegion, default_choice, lower_region
+from .region import Chooser, LoweredRegion, default_choice, lower_region, shipped_choice
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
@@ -314,7 +314,7 @@ def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
     return uses
 
 
-def apply_regions(mod: tvm.IRModule, target, choose: Chooser = default_choice,
+def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
                   make_call: RegionCall = call_prim_func,
                   trial_choose: Chooser = default_choice) -> tuple[tvm.IRModule, list[dict]]:
     """Replace memory-intensive regions of every Relax function; returns the report too.
@@ -354,7 +354,7 @@ def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
-def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default_choice) -> tvm.transform.Pass:
+def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = shipped_choice) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         return apply_regions(mod, target, choose)[0]
@@ -362,7 +362,7 @@ def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default
     return _pass
 
 
-def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict:
+def explain(mod: tvm.IRModule, target, choose: Chooser = shipped_choice) -> dict:
     """JSON-serializable region report for `mod` compiled for `target`."""
     target = targets.as_target(target)
     _check_target(target)
@@ -376,7 +376,7 @@ def _check_target(target: tvm.target.Target) -> None:
         raise ValueError(f"intelligen supports {sorted(targets.DIALECTS)}, not {target.kind.name}")
 
 
-def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
+def intelligen_pipeline(choose: Chooser = shipped_choice) -> tvm.transform.Pass:
     """The relax pipeline registered as "intelligen" (see tvm.compile's relax_pipeline);
     `intelligen_tvm.pipeline(records=...)` builds it with tuned choices."""
 

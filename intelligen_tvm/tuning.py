@@ -33,7 +33,7 @@ from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.plan import HardwareModel, ParallelStrategy
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Program
-from .region import default_choice, region_fingerprint
+from .region import default_choice, region_fingerprint, shipped_choice
 from .relax_integration import explain, intelligen_pipeline
 
 TUNING_SIDECAR = "tuning.json"
@@ -164,7 +164,7 @@ def ingest_tuning_bundle(directory: str | Path, target, records: str) -> list[Re
 
 class RecordChooser:
     """Chooses a region's plan from measured records, else a model, else (with `prior`) the
-    analytical prior's ranking, else the default plan.
+    analytical prior's ranking, else the shipped model's pick (CPUs), else the default plan.
 
     The prior is not the default: it has never been calibrated against a measurement, so the
     hand-written default plan stays the choice of plain compilation until a model exists."""
@@ -183,7 +183,7 @@ class RecordChooser:
         target = self.target or tvm.target.Target.current()
         best = self.best.get((region_fingerprint(kernel, shell), target_key(target)))
         if best is None and self.model is None and not self.prior:
-            return default_choice(kernel, shell, hw)
+            return shipped_choice(kernel, shell, hw)
         candidates = enumerate_candidates(kernel, shell, hw)
         if best is not None:
             for cand in candidates:
@@ -191,7 +191,7 @@ class RecordChooser:
                     return cand
         if (self.model is not None or self.prior) and candidates:
             return rank(candidates, shell, hw, self.model)[0][0]
-        return default_choice(kernel, shell, hw)
+        return shipped_choice(kernel, shell, hw)
 
 
 def pipeline(records: str | None = None, model=None, prior: bool = False) -> tvm.transform.Pass:
