@@ -5,8 +5,9 @@ with the winners.
     intelligen_tvm.tune(mod, target, trials=32, records=records)      # needs the target's device
     tvm.compile(mod, target, relax_pipeline=intelligen_tvm.pipeline(records=records))
 
-Candidates are ranked by the trained model when one is given, else by the analytical
-prior; the top `trials` per region are measured.  Without measurement the pipeline picks
+Candidates are ranked by the trained model when one is given, else by the model that ships
+for the target's hardware (CPUs), else by the analytical prior; the top `trials` per region
+are measured.  Without measurement the pipeline picks
 what the records say was fastest, else the model's choice, else the default plan.
 """
 
@@ -30,10 +31,11 @@ from .cost_model.measure import LocalMeasurer, MeasureInput
 from .cost_model.prior import predicted_time_us
 from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
+from .dataflow_graph.cpu_plan import is_cpu
 from .dataflow_graph.plan import HardwareModel, ParallelStrategy
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Program
-from .region import default_choice, region_fingerprint, shipped_choice
+from .region import default_choice, region_fingerprint, shipped_choice, shipped_model
 from .relax_integration import explain, intelligen_pipeline
 
 TUNING_SIDECAR = "tuning.json"
@@ -123,17 +125,24 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
     measurer = measurer or LocalMeasurer(target)
     db = RecordDB(records)
     best: dict[str, dict] = {}
-    regions = list(_ranked_regions(mod, target, trials, model))
+    regions = list(_ranked_regions(mod, target, trials, model or default_model(target)))
     for n, (region, ranked) in enumerate(regions):
-        results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target))
-        new = _records(target, ((region.fingerprint, strategy_key(k.strategy), f, res)
-                                for (k, f), res in zip(ranked, results)))
-        db.append(new)
+        new = []
+        for k, f in ranked:   # one at a time: each record's timestamp says when its result was known
+            (res,) = measurer.measure(measure_inputs(region, [k], target))
+            new += _records(target, [(region.fingerprint, strategy_key(k.strategy), f, res)])
+            db.append(new[-1:])
         if new:
             best[region.fingerprint] = min(new, key=lambda r: r.median_us).candidate
         if progress:
             _progress(n + 1, len(regions), region.name)
     return best
+
+
+def default_model(target: tvm.target.Target):
+    """The model that ranks candidates when none is given: the shipped one of the target's
+    hardware family (CPUs), else None (the analytical prior ranks)."""
+    return shipped_model("cpu") if is_cpu(targets.hardware_model(target)) else None
 
 
 def export_tuning_bundle(mod: tvm.IRModule, target, directory: str | Path, trials: int = 32,

@@ -33,6 +33,18 @@ def geomean_speedups(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+def geomean_over(rows: list[dict], baseline: str) -> dict[str, float]:
+    """Geometric mean over cases of each of our contestants' speedup over one baseline."""
+    out = {}
+    for k in OURS:
+        vals = [(r["contestants"].get(baseline) or {}).get("time_us", 0) / r["contestants"][k]["time_us"]
+                for r in rows if (r["contestants"].get(k) or {}).get("time_us")
+                and (r["contestants"].get(baseline) or {}).get("time_us")]
+        if vals:
+            out[k] = math.exp(sum(math.log(v) for v in vals) / len(vals))
+    return out
+
+
 def contestant_names(rows: list[dict]) -> list[str]:
     seen: list[str] = []
     for r in rows:
@@ -70,14 +82,21 @@ def markdown(rows: list[dict], meta: dict) -> str:
                      + f" | {r['best_baseline'] or '-'} | " + " | ".join(speed) + " |")
     geo = geomean_speedups(rows)
     lines += ["", "Geomean speedup over the best baseline: "
-              + (", ".join(f"{k} {v:.2f}x" for k, v in geo.items()) or "none"), "",
-              "Wall time to tune (tuned contestants) and to build, seconds:", "",
+              + (", ".join(f"{k} {v:.2f}x" for k, v in geo.items()) or "none")]
+    for baseline in ("tvm_default", "metaschedule"):
+        over = geomean_over(rows, baseline)
+        if over:
+            lines += ["", f"Geomean speedup over {baseline}: " + ", ".join(f"{k} {v:.2f}x" for k, v in over.items())]
+    lines += ["", "Wall time to tune (tuned contestants; intelligen_tuned also until every region was within "
+              "5% of its final best) and to build, seconds:", "",
               "| case | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for r in rows:
         cells = []
         for k in names:
             c = r["contestants"].get(k) or {}
             tune = f"tune {c['tune_s']:.1f} + " if c.get("tune_s") is not None else ""
+            if c.get("tune_s_to_5pct") is not None:
+                tune = f"tune {c['tune_s']:.1f} (5%: {c['tune_s_to_5pct']:.1f}) + "
             cells.append(f"{tune}build {c['build_s']:.1f}" if c.get("build_s") is not None else "-")
         lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
