@@ -5,6 +5,8 @@ setup(
     version="0.1.0",
     description="IntelliGen scheduling layer for Apache TVM: memory-intensive operators via GIR",
     packages=find_packages(include=["intelligen_tvm", "intelligen_tvm.*"]),
+    # the cost models trained on real measurements (scripts/collect_cpu_records.py)
+    package_data={"intelligen_tvm.cost_model": ["models/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "apache-tvm==0.27.0.post1",
@@ -16,11 +18,12 @@ setup(
         "xgboost-cpu",
     ],
     # tornado + cloudpickle: TVM's RPC tracker and server (measurement through RPC, its tests)
-    # psutil: TVM MetaSchedule (the comparison's baseline); matplotlib: the comparison's plots.
+    # psutil: TVM MetaSchedule (the comparison's baseline); matplotlib: the comparison's plots;
+    # onnxruntime: the comparison's CPU contestant.
     # torch is optional for scripts/compare.py and deliberately in no extra (a CUDA build is GBs).
     extras_require={
         "test": ["pytest", "tornado", "cloudpickle", "psutil", "matplotlib"],
         "rpc": ["tornado", "cloudpickle"],
-        "compare": ["psutil", "matplotlib"],
+        "compare": ["psutil", "matplotlib", "onnxruntime"],
     },
 )
