@@ -143,7 +143,7 @@ def cpu_features(kernel: Kernel, program: Program, hw: CpuModel) -> dict[str, fl
         "held_over_l2": held / hw.l2_bytes,
         "row_bytes": float(s.row_size * elem),
         "row_over_l1": s.row_size * elem / hw.l1_bytes,
-        "tail_fraction": (s.row_size % step) / s.row_size if s.kind == "row" else 0.0,
+        "tail_fraction": (s.row_size % step) / s.row_size if s.kind in ("row", "flat") else 0.0,
         "sweeps": float(len(sweeps.passes)) if sweeps else 1.0,
         "swept_instrs": float(len(swept)),
         "swept_loads": float(sum(isinstance(i, Load) for i in swept)),

@@ -13,7 +13,9 @@ software-managed shared memory, so the same dataflow graph maps differently than
 - *column*: the reduction walks a strided axis; a task owns a block of `rows_per_group`
   adjacent outer elements (contiguous in memory) and keeps one accumulator per element, the
   vector running along the block;
-- *flat*: elementwise, `rows_per_group` consecutive elements per task in vectors;
+- *flat*: elementwise: `rows_per_group` rows of the innermost axis per task (coordinates of
+  the outer axes once per row), the row in vectors with a scalar tail; with a single axis,
+  `rows_per_group` consecutive elements per task;
 - *tile*: transposes through a `tile` x `tile` square in L1, loaded along one axis and stored
   along the other.
 
@@ -47,13 +49,19 @@ class CpuModel(HardwareModel):
     l3_bytes: int = 32 * 1024 * 1024
     isa: str = ""          # the widest vector extension found (avx512f, avx2, neon, sse2): for reports
 
+    @property
+    def held_budget(self) -> int:
+        """Bytes a task keeps across sweeps: half of its L2 (the rest serves the streams)."""
+        return self.l2_bytes // 2
+
     @classmethod
     def make(cls, cores: int, vector_bytes: int, l1_bytes: int, l2_bytes: int, l3_bytes: int,
              dram_gbps: float, isa: str) -> CpuModel:
         """The model with the fields a GPU plan would read filled with their CPU meaning:
-        one lane per unit, one unit per group, a task holds at most half of L2 in elements."""
+        one lane per unit, one unit per group; a task's "registers" are the caches (a row the
+        verifier sees held may span L3: what is really kept across sweeps is `held_budget`)."""
         return cls(lanes_per_unit=1, max_threads_per_group=1, sram_bytes_per_group=l1_bytes,
-                   reg_elems_per_lane=l2_bytes // 2 // 4, vector_bytes=vector_bytes, processors=cores,
+                   reg_elems_per_lane=l3_bytes // 4, vector_bytes=vector_bytes, processors=cores,
                    max_threads_per_processor=1, dram_gbps=dram_gbps, default_threads_per_group=1,
                    cores=cores, l1_bytes=l1_bytes, l2_bytes=l2_bytes, l3_bytes=l3_bytes, isa=isa)
 
@@ -74,7 +82,8 @@ class CpuStrategy(ParallelStrategy):
         extra = {"row": f"rows_per_task={self.rows_per_group}, " + (
                      ("held" + (", reload" if self.reload else "")) if self.held else "streamed"),
                  "column": f"columns_per_task={self.rows_per_group}, " + ("held" if self.held else "streamed"),
-                 "flat": f"elems_per_task={self.rows_per_group}",
+                 "flat": (f"rows_per_task={self.rows_per_group}" if self.row_size > 1
+                          else f"elems_per_task={self.rows_per_group}"),
                  "tile": f"tile={self.tile}"}[self.kind]
         return (f"cpu.{self.kind}(tasks={self.groups}, {extra}, vector={self.vector}, "
                 f"accumulators={self.accumulators})")
@@ -178,12 +187,16 @@ def sweeps_of(kernel: Kernel) -> CpuSweeps:
 
 
 def held_bytes(kernel: Kernel) -> int:
-    """Bytes of the per-task buffers a held plan keeps across sweeps."""
+    """Bytes a held plan keeps in cache across sweeps: its held buffers and the inputs later
+    sweeps re-read (they must still be in cache, or the re-read goes to DRAM)."""
     s: CpuStrategy = kernel.strategy
     if s.kind not in ("row", "column") or not s.held:
         return 0
+    sweeps = sweeps_of(kernel)
+    reread = {i.dst for i in kernel.instrs if isinstance(i, Load)
+              and sum(any(j is i for j in p.sweep) for p in sweeps.passes) > 1}
     width = s.rows_per_group if s.kind == "column" else 1
-    return sum(dtype_bytes(kernel.values[v].dtype) * s.row_size * width for v in sweeps_of(kernel).held)
+    return sum(dtype_bytes(kernel.values[v].dtype) * s.row_size * width for v in sweeps.held | reread)
 
 
 # ---- strategies -----------------------------------------------------------------------------
@@ -233,10 +246,31 @@ def cpu_column_strategy(kernel: Kernel, columns_per_task: int, vector: int, held
                        cols, n, reload=False)
 
 
-def cpu_flat_strategy(kernel: Kernel, elems_per_task: int, vector: int, accumulators: int) -> CpuStrategy:
+def cpu_flat_strategy(kernel: Kernel, per_task: int, vector: int, accumulators: int) -> CpuStrategy:
+    """`per_task` rows of the innermost axis (several outer axes), else `per_task` elements."""
+    if len(kernel.outer) >= 2:
+        rows = numel(a.extent for a in kernel.outer[:-1])
+        return CpuStrategy("flat", -(-rows // per_task), 1, 1, 1, per_task, vector, 1, 1, rows,
+                           kernel.outer[-1].extent, accumulators=accumulators)
     total = numel(a.extent for a in kernel.outer)
-    return CpuStrategy("flat", -(-total // elems_per_task), 1, 1, 1, elems_per_task, vector, 1, 1, total, 1,
+    return CpuStrategy("flat", -(-total // per_task), 1, 1, 1, per_task, vector, 1, 1, total, 1,
                        accumulators=accumulators)
+
+
+def _flat_choices(kernel: Kernel, hw: CpuModel, lanes: int, per_core: int) -> list[tuple[int, int, int]]:
+    """(per_task, vector, accumulators) of the flat strategies with `per_core` tasks per core."""
+    if not kernel.outer:
+        return [(1, 1, 1)]
+    inner = kernel.outer[-1].extent
+    if len(kernel.outer) >= 2:
+        rows = numel(a.extent for a in kernel.outer[:-1])
+        vecs = [v for v in (2 * lanes, lanes, lanes // 2, lanes // 4) if 1 <= v <= inner] or [1]
+        return [(_rows_per_task(rows, hw, per_core), v, a) for v in vecs for a in ACCUMULATORS if v * a <= max(inner, v)]
+    out = []
+    for v, a in product(_vectors(inner, lanes), ACCUMULATORS):
+        step = v * a
+        out.append((-(-_rows_per_task(inner, hw, per_core) // step) * step, v, a))
+    return out
 
 
 def cpu_tile_strategy(kernel: Kernel, tile: int) -> CpuStrategy:
@@ -309,13 +343,8 @@ def cpu_strategies(kernel: Kernel, buffers, hw: CpuModel) -> list[CpuStrategy]:
             block = -(-_rows_per_task(outer, hw, per_core) // vec) * vec
             found += [cpu_column_strategy(kernel, block, vec, held) for held in helds]
         return _unique(found)
-    flat = []
-    if kernel.outer:
-        for per_core, vec, acc in product(TASKS_PER_CORE, _vectors(kernel.outer[-1].extent, lanes), ACCUMULATORS):
-            step = vec * acc
-            flat.append(cpu_flat_strategy(kernel, -(-_rows_per_task(outer, hw, per_core) // step) * step, vec, acc))
-    else:
-        flat.append(cpu_flat_strategy(kernel, 1, 1, 1))
+    flat = [cpu_flat_strategy(kernel, *choice) for per_core in TASKS_PER_CORE
+            for choice in _flat_choices(kernel, hw, lanes, per_core)]
     if family == "tile":
         return [cpu_tile_strategy(kernel, t) for t in TILES] + _unique(flat)
     return _unique(flat)
@@ -334,7 +363,7 @@ def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Ke
     if any(isinstance(i, Reduce) and i.shift is not None for i in instrs):
         raise Unsupported("online statistics are not rendered on the CPU")
     planned = replace(kernel, instrs=instrs, strategy=strategy)
-    if held_bytes(planned) > hw.reg_elems_per_lane * 4:
+    if held_bytes(planned) > hw.held_budget:
         raise Unsupported(f"held row needs {held_bytes(planned)} bytes, more than half of L2")
     return planned
 
@@ -367,9 +396,10 @@ def plan_cpu_kernel(kernel: Kernel, buffers, hw: CpuModel) -> Kernel:
                 return with_cpu_strategy(kernel, cpu_column_strategy(kernel, block, vec, held), hw)
             except Unsupported:
                 continue
-    if not kernel.outer:
-        return with_cpu_strategy(kernel, cpu_flat_strategy(kernel, 1, 1, 1), hw)
-    vec = _isa_vector(kernel.outer[-1].extent, lanes)
-    step = vec * 4
-    return with_cpu_strategy(kernel, cpu_flat_strategy(kernel, -(-_rows_per_task(outer, hw, per_core) // step) * step,
-                                                       vec, 4), hw)
+    choices = _flat_choices(kernel, hw, lanes, per_core)
+    inner = kernel.outer[-1].extent if kernel.outer else 1
+    # the widest single register dividing the row (no tail), 4 accumulators where the row has them
+    fitting = [c for c in choices if c[1] <= lanes and inner % c[1] == 0] or choices
+    vec = max(c[1] for c in fitting)
+    acc = max(c[2] for c in fitting if c[1] == vec and c[2] <= 4)
+    return with_cpu_strategy(kernel, cpu_flat_strategy(kernel, *next(c for c in fitting if c[1:] == (vec, acc))), hw)

@@ -258,6 +258,8 @@ class CpuKernelRenderer:
 
     def _flat(self) -> list[str]:
         s = self.s
+        if s.row_size > 1:
+            return self._flat_rows()
         v, k = s.vector, s.accumulators
         steps = s.rows_per_group // (v * k)
         base = f"(((t * {steps} + st) * {k} + kk) * {v})"
@@ -266,6 +268,27 @@ class CpuKernelRenderer:
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
         return _loop(f"for st in T.serial({steps}):",
                      _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in T.vectorized({v}):", body))))
+
+    def _flat_rows(self) -> list[str]:
+        """Rows of the innermost axis: outer coordinates once per row, the row in vectors."""
+        s = self.s
+        v, k, n = s.vector, s.accumulators, s.row_size
+        step = v * k
+        full = n // step
+        row = f"(t * {s.rows_per_group} + r)"
+        outer = _coords(self.kernel.outer[:-1], row)
+        inner = self.kernel.outer[-1].name
+        base = f"((st * {k} + kk) * {v})"
+        lines = []
+        if full:
+            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | {inner: f"({base} + vv)"}))
+            lines += _loop(f"for st in T.serial({full}):",
+                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in T.vectorized({v}):", body)))
+        if n % step:
+            pos = f"({full * step} + e)"
+            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | {inner: pos})))
+        guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
+        return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
 
     def _tile(self) -> list[str]:
         """Load along `a` (contiguous in the input) into the square, store along `b`."""
