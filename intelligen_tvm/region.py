@@ -22,7 +22,7 @@ from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoweredRegion:
     naive: Program
     optimized: Program
@@ -46,6 +46,14 @@ class LoweredRegion:
     @property
     def kernel(self) -> Kernel:
         return self.chosen
+
+    def renamed(self, name: str) -> LoweredRegion:
+        """The same region under another name (its programs and kernels renamed)."""
+        if name == self.optimized.name:
+            return self
+        old = self.optimized.name
+        return replace(self, naive=self.naive.renamed(name), optimized=self.optimized.renamed(name),
+                       rewritten=self.rewritten.renamed(old, name), chosen=self.chosen.renamed(old, name))
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
@@ -81,19 +89,18 @@ def region_fingerprint(kernel: Kernel, shell: Program) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
-                 choose: Chooser = default_choice, hw: HardwareModel | None = None) -> LoweredRegion:
-    """Raises `Unsupported` with the reason when the region cannot be taken.
+def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
+                hw: HardwareModel | None = None) -> LoweredRegion:
+    """Everything up to a verified plan, nothing rendered: region selection plans every
+    trial merge this way.  Raises `Unsupported` with the reason when the region cannot be
+    taken.
 
     `target` is a tvm Target, a dict, a kind name or an external codegen's kind ("bang"); it
-    picks the dialect and, unless `hw` is given, the hardware preset.  An explicit `hw` plans
-    for other hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
-    numerics without a GPU.  With `emit=False` (trial merges during region selection), or for
-    a target that is not rendered as TIR (an external codegen emits its own source later), no
-    TIR is rendered."""
+    picks, unless `hw` is given, the hardware preset.  An explicit `hw` plans for other
+    hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
+    numerics without a GPU."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
-    target = targets.as_target(target)
     hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
@@ -104,11 +111,22 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
     chosen = choose(rewritten, shell, hw)
     optimized = planned_program(shell, chosen, hw)
     verify(optimized, hw)
-    lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
-                            stage_program=stages, rewritten=rewritten, chosen=chosen)
+    return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
+                         stage_program=stages, rewritten=rewritten, chosen=chosen)
+
+
+def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
+    """The planned region under `name`, with its TIR source and PrimFunc when the target is
+    rendered as TIR (an external codegen emits its own source later)."""
+    lowered = planned.renamed(name)
     kind = targets.target_kind(target)
-    if not emit or not targets.renders_tir(kind):
+    if not targets.renders_tir(kind):
         return lowered
-    lowered.source = targets.render_source(optimized, kind, name)
-    lowered.prim_func = targets.parse_source(lowered.source)
-    return lowered
+    source, prim_func = targets.build_prim_func(lowered.optimized, kind, name)
+    return replace(lowered, source=source, prim_func=prim_func)
+
+
+def lower_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
+                 hw: HardwareModel | None = None) -> LoweredRegion:
+    """`plan_region`, then `render_region`."""
+    return render_region(plan_region(stages, name, target, choose, hw), name, target)

@@ -12,7 +12,7 @@ region axes.  The parallel strategy (`strategy.py`) maps region axes to
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from .expr import Expr, ValueRef, free_vars, loads, to_text, walk_value_refs
@@ -196,6 +196,10 @@ class Kernel:
     def axes(self) -> dict[str, int]:
         return {a.name: a.extent for a in (*self.outer, *self.row)}
 
+    def renamed(self, old: str, new: str) -> Kernel:
+        """The kernel of program `old` as a kernel of program `new` (phase suffixes kept)."""
+        return replace(self, name=new + self.name[len(old):]) if self.name.startswith(old) else self
+
 
 @dataclass
 class Program:
@@ -206,6 +210,10 @@ class Program:
     inputs: list[str]
     outputs: list[str]
     kernels: list[Kernel] = field(default_factory=list)
+
+    def renamed(self, name: str) -> Program:
+        """The same program under another name: kernel names follow it."""
+        return replace(self, name=name, kernels=[k.renamed(self.name, name) for k in self.kernels])
 
     def text(self) -> str:
         lines = [f"gir.program {self.name}"]

@@ -14,7 +14,7 @@ from intelligen_tvm.dataflow_graph.rewrites import (eliminate_dead_stores, elimi
                                                     monotonic_rewrites)
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.program import Compute, Load, Program, Reduce, Store
-from intelligen_tvm.region import ideal_dram_bytes, lower_region, program_dram_bytes
+from intelligen_tvm.region import ideal_dram_bytes, lower_region, plan_region, program_dram_bytes
 from tests.helpers import chain_stages, eval_gir, suite_region
 
 op = relax.op
@@ -128,7 +128,7 @@ def test_reading_an_intermediate_at_another_index_needs_a_second_kernel(fn) -> N
 @pytest.mark.parametrize("name", CASES)
 def test_planned_bytes_equal_ideal_and_numbers_are_unchanged(name: str) -> None:
     sp, feed, expected = suite_region(name)
-    lowered = lower_region(sp, "r", "llvm", emit=False)
+    lowered = plan_region(sp, "r", "llvm")
     assert lowered.dram_bytes_planned == lowered.dram_bytes_ideal
     assert lowered.dram_bytes_naive >= lowered.dram_bytes_planned
     assert lowered.dram_bytes_naive == program_dram_bytes(lowered.naive)

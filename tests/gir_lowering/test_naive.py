@@ -10,7 +10,7 @@ from intelligen_tvm import suite
 from intelligen_tvm.gir.program import Compute, Load, Reduce, Store
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.gir_lowering.naive import lower_naive
-from intelligen_tvm.region import lower_region, program_dram_bytes
+from intelligen_tvm.region import plan_region, program_dram_bytes
 from intelligen_tvm.targets import hardware_model
 from tests.helpers import eval_gir, read_single, suite_region
 
@@ -48,7 +48,7 @@ def test_naive_bytes_of_softmax_are_every_stage_load_and_store() -> None:
         + row + vec + row    # norm: read exp and sum, write out
     )
     assert program_dram_bytes(prog) == expected == 6 * row + 4 * vec
-    assert lower_region(sp, "r", "llvm", emit=False).dram_bytes_naive == expected
+    assert plan_region(sp, "r", "llvm").dram_bytes_naive == expected
 
 
 def test_naive_bytes_of_the_suite_softmax_match_explain() -> None:
