@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -15,6 +13,7 @@ from .dataflow_graph.plan import plan_kernel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
 from .gir.errors import Unsupported
+from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Load, Program, slice_footprint
 from .gir.verify import verify
@@ -76,17 +75,6 @@ Chooser = Callable[[Kernel, Program, HardwareModel], Kernel]
 
 def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
     return plan_kernel(kernel, shell.buffers, hw)
-
-
-def region_fingerprint(kernel: Kernel, shell: Program) -> str:
-    """Identity of a rewritten region independent of tensor names: records of one region
-    measured in one model serve the same region in another."""
-    text = Program(shell.name, shell.buffers, shell.inputs, shell.outputs, [replace(kernel, name="k")]).text()
-    text = text.split("\n", 1)[1]
-    roles = [*(f"in{i}" for i in range(len(shell.inputs))), *(f"out{i}" for i in range(len(shell.outputs)))]
-    for name, role in zip([*shell.inputs, *shell.outputs], roles):
-        text = re.sub(rf"\b{re.escape(name)}\b", role, text)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,

@@ -31,10 +31,11 @@ from .cost_model.prior import predicted_time_us
 from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.split_row import planned_program
+from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Program
 from .gir.strategy import ParallelStrategy
-from .region import default_choice, region_fingerprint
+from .region import default_choice
 from .relax_integration import explain, intelligen_pipeline
 
 TUNING_SIDECAR = "tuning.json"
