@@ -110,6 +110,14 @@ class RegionSelector:
         self.outside_uses = outside_uses   # hashes of vars used after the block
         self._plans: dict[tuple, LoweredRegion | Unsupported] = {}
 
+    @classmethod
+    def for_block(cls, mod: tvm.IRModule, func: relax.Function, block_index: int, target,
+                  trial_choose: Chooser = default_choice) -> RegionSelector:
+        """The selector of `func`'s dataflow block `block_index` (`func` being in `mod`, or
+        standing for a function of it: its calls' PrimFuncs are looked up in `mod`)."""
+        block = func.body.blocks[block_index]
+        return cls(list(block.bindings), mod, _outside_uses(func, block_index), target, trial_choose)
+
     def _stages(self, calls: list[CallSite]) -> StageProgram:
         parts = []
         produced = {c.var.__hash__() for c in calls}
@@ -376,7 +384,8 @@ def _preparation_passes() -> list:
             relax.transform.FoldConstant()]
 
 
-def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
+def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` as region selection sees it: legalized, every op a call_tir."""
     return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
@@ -393,7 +402,7 @@ def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict
     target = targets.as_target(target)
     _check_target(target)
     with target:
-        _, reports = apply_regions(_prepare(mod), target, choose)
+        _, reports = apply_regions(prepare(mod), target, choose)
     return {"target": str(target.kind.name), "regions": reports}
 
 

@@ -92,14 +92,12 @@ def suite_region(name: str, small: bool = True, target_kind: str = "llvm", seed:
 
     Returns (stage_program, feed, expected): `feed` maps every region input (graph inputs and
     baked-in weights) to an array, `expected` maps the region output to the ONNX reference."""
-    from intelligen_tvm.relax_integration import RegionSelector, _outside_uses, _prepare
+    from intelligen_tvm.relax_integration import RegionSelector, prepare
     from intelligen_tvm.testing import input_names, reference_outputs
 
     model = suite_model(name, small)
-    mod = _prepare(intelligen_tvm.from_onnx(model))
-    func = mod["main"]
-    block = func.body.blocks[0]
-    selector = RegionSelector(list(block.bindings), mod, _outside_uses(func, 0), target_kind)
+    mod = prepare(intelligen_tvm.from_onnx(model))
+    selector = RegionSelector.for_block(mod, mod["main"], 0, target_kind)
     regions = [r for r in selector.select() if r.lowered is not None]
     assert len(regions) == 1, [r.ops for r in regions]
     sp = regions[0].lowered.stage_program
