@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..dataflow_graph.plan import stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
@@ -354,9 +353,9 @@ class KernelRenderer:
         return self.d.kernel_body(s, self.allocs, self.segments)
 
     def _render_streaming(self) -> None:
-        """The row streams through `serial` steps, one sweep per reduction level (plan.py
-        splits the sweeps); accumulators carry across steps and combine after each sweep."""
-        before, passes = stream_passes(self.kernel)
+        """The row streams through `serial` steps, one sweep per reduction level (the planner
+        recorded the sweeps); accumulators carry across steps and combine after each sweep."""
+        before, passes = self.kernel.sweeps
         online = {r.shift: r for p in passes for r in p.reduces if r.shift is not None}
         for ins in before:
             self.render_instr(ins)

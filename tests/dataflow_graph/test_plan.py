@@ -9,13 +9,14 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import plan_kernel, stream_passes, with_strategy
+from intelligen_tvm.dataflow_graph.plan import plan_kernel, with_strategy
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.single_pass import online_softmax
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.hardware import HardwareModel
 from intelligen_tvm.gir.program import Level, Load, Program, Reduce, Scope, Store, Sync
 from intelligen_tvm.gir.strategy import ParallelStrategy, PlanFamily
+from intelligen_tvm.gir.sweeps import stream_passes
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.region import program_dram_bytes
 from intelligen_tvm.targets import hardware_model
@@ -77,6 +78,7 @@ def test_row_plan_unit_scope_for_1024_columns() -> None:
     assert scopes(k) == {Scope.UNIT}
     assert s.vector == 4 and s.chunks == 8 and s.per_lane == 32   # the row stays in registers
     assert s.rows_per_group == 4 and s.units == 4 and s.groups == 1024
+    assert k.sweeps is None   # held on chip: no sweeps to record
     assert s.serial == 1
 
 
@@ -115,7 +117,8 @@ def test_a_row_too_long_for_registers_streams_one_sweep_per_reduction_level() ->
     row_bytes = 4 * (1 << 17) * 4
     # the default streams softmax online: max and sum in one sweep, then the output sweep
     assert s.single_pass
-    before, passes = stream_passes(k)
+    assert k.sweeps == stream_passes(k)   # recorded by the planner, read by renderers and features
+    before, passes = k.sweeps
     assert [[r.op for r in p.reduces] for p in passes] == [["max", "sum"], []]
     assert "exp(%" in prog.text() and "online" in prog.text()
     assert program_dram_bytes(prog) == 2 * row_bytes + row_bytes

@@ -9,11 +9,11 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import stream_passes
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.single_pass import shifted_variance, single_pass_statistics
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.program import Load, Program, Reduce
+from intelligen_tvm.gir.sweeps import stream_passes
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import hardware_model
@@ -92,7 +92,7 @@ def test_streamed_layer_norm_of_a_large_mean_row_stays_accurate() -> None:
     sp, _ = _region("layer_norm", 2, 66000)
     lowered = lower_region(sp, "r", "llvm")
     s = lowered.kernel.strategy
-    assert s.serial > 1 and s.single_pass and len(stream_passes(lowered.kernel)[1]) == 2
+    assert s.serial > 1 and s.single_pass and len(lowered.kernel.sweeps.passes) == 2
     feed = _feed(sp, 2, 66000, mean=1000.0)
     (got,) = run_prim_func(lowered.prim_func, feed)
     np.testing.assert_allclose(got, _reference("layer_norm", feed), rtol=5e-3, atol=5e-3)
