@@ -458,6 +458,8 @@ inline float __half2float(half h) { return float(h); }
 inline bool __hgt(half a, half b) { return a > b; }
 inline bool __hlt(half a, half b) { return a < b; }
 inline half hexp(half h) { return half(std::exp(float(h))); }
+inline half hsqrt(half h) { return half(std::sqrt(float(h))); }
+inline half hpow(half a, half b) { return half(std::pow(float(a), float(b))); }   // TVM's preamble: powf, rounded
 struct alignas(4) __half2 {
   half x, y;
 };
