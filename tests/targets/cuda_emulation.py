@@ -9,6 +9,7 @@ argument buffers and launch extents, in launch order (a split row's phases inclu
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import re
@@ -188,7 +189,9 @@ def driver_source(source: str, host: HostFunc, n_outputs: int) -> str:
 
 @functools.cache
 def _workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="cuda_emu_"))
+    path = Path(tempfile.mkdtemp(prefix="cuda_emu_"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 class CompileError(AssertionError):

@@ -121,7 +121,7 @@ def _spread(items: list, k: int) -> list:
 
 
 @pytest.mark.parametrize("case_name, dims, family, index", CANDIDATE_PARAMS,
-                         ids=[f"{c}-{f}{i}" for c, _, f, i in CANDIDATE_PARAMS])
+                         ids=[f"{c}-{'x'.join(map(str, d.values()))}-{f}{i}" for c, d, f, i in CANDIDATE_PARAMS])
 def test_candidate_matches_onnx_reference(case_name, dims, family, index) -> None:
     case, model, sp, found = _candidate_region(case_name, tuple(sorted(dims.items())))
     k = dict((f, n) for c, d, f, n in CANDIDATES if c == case_name and d == dims)[family]
