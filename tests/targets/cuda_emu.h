@@ -53,7 +53,8 @@ enum class State { Ready, Active, Shuffle, Barrier, Done };
 enum class Shfl { Xor, Idx, Down, Up };
 
 struct Fiber {
-  ucontext_t ctx;
+  ucontext_t ctx;      // portable switch
+  void* sp = nullptr;  // x86-64 switch: the saved stack pointer
   State state = State::Ready;
   Dim3 idx;
   int tid = 0, line = 0;
@@ -88,10 +89,52 @@ constexpr size_t kStack = 256 * 1024;
 
 inline int me() { return cur ? cur->tid : -1; }
 
+// ---- context switch ---------------------------------------------------------------------
+// On x86-64 a fiber switch saves the callee-saved registers, MXCSR and the x87 control word on
+// the stack and swaps stack pointers (glibc's swapcontext also makes two sigprocmask system
+// calls per switch, which dominated the run time).  Elsewhere: ucontext.
+#if defined(__x86_64__)
+extern "C" void cuda_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+.text
+.globl cuda_emu_switch
+.type cuda_emu_switch, @function
+cuda_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size cuda_emu_switch, .-cuda_emu_switch
+)");
+inline void* scheduler_sp = nullptr;
+inline void to_scheduler() { cuda_emu_switch(&cur->sp, scheduler_sp); }
+inline void to_fiber(Fiber& f) { cuda_emu_switch(&scheduler_sp, f.sp); }
+#else
+inline void to_scheduler() { swapcontext(&cur->ctx, &scheduler); }
+inline void to_fiber(Fiber& f) { swapcontext(&scheduler, &f.ctx); }
+#endif
+
 inline void wait(State s, int line) {
   cur->state = s;
   cur->line = line;
-  swapcontext(&cur->ctx, &scheduler);
+  to_scheduler();
 }
 
 // ---- shared memory ----------------------------------------------------------------------
@@ -281,7 +324,32 @@ inline bool resolve_barrier(int n) {
 inline void fiber_main() {
   kernel_call();
   cur->state = State::Done;
-  swapcontext(&cur->ctx, &scheduler);
+  to_scheduler();
+  fail("fiber", "resumed after it exited");
+}
+
+inline void start_fiber(Fiber& f, char* stack) {
+#if defined(__x86_64__)
+  // The frame cuda_emu_switch pops: control words, six registers, then `ret` to fiber_main
+  // with the stack as after a call (16-byte aligned + 8).
+  auto* top = reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(stack + kStack) & ~uintptr_t(15));
+  uint64_t* sp = top - 9;
+  uint32_t mxcsr;
+  uint16_t fpucw;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpucw));
+  std::memset(sp, 0, 9 * sizeof(uint64_t));
+  std::memcpy(sp, &mxcsr, 4);
+  std::memcpy(reinterpret_cast<char*>(sp) + 4, &fpucw, 2);
+  sp[7] = reinterpret_cast<uint64_t>(&fiber_main);   // after the 6 registers
+  f.sp = sp;
+#else
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = stack;
+  f.ctx.uc_stack.ss_size = kStack;
+  f.ctx.uc_link = nullptr;
+  makecontext(&f.ctx, fiber_main, 0);
+#endif
 }
 
 inline void run_block(int n) {
@@ -292,11 +360,7 @@ inline void run_block(int n) {
     f.state = State::Ready;
     f.tid = t;
     f.idx = Dim3{unsigned(t % block_dim.x), unsigned(t / block_dim.x % block_dim.y), unsigned(t / (block_dim.x * block_dim.y))};
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = stacks[t];
-    f.ctx.uc_stack.ss_size = kStack;
-    f.ctx.uc_link = nullptr;
-    makecontext(&f.ctx, fiber_main, 0);
+    start_fiber(f, stacks[t]);
   }
   for (;;) {
     bool ran = false, live = false;
@@ -304,7 +368,7 @@ inline void run_block(int n) {
       if (fibers[t].state != State::Ready) continue;
       cur = &fibers[t];
       ran = true;
-      swapcontext(&scheduler, &cur->ctx);
+      to_fiber(*cur);
     }
     cur = nullptr;
     for (int t = 0; t < n; ++t) live |= fibers[t].state != State::Done;
