@@ -236,10 +236,18 @@ def _shared_out_of_bounds(source: str) -> str:
     return re.sub(rf"= {name}\[", f"= {name}[{size} + ", source, count=1)
 
 
+def _write_back_after_read(source: str) -> str:
+    """After the first read of a shared array, the reader writes the element back: the other
+    threads that read it later in the same barrier phase race with that write."""
+    name = re.search(r"__shared__ alignas\(\d+\) \w+ (\w+)\[", source).group(1)
+    return re.sub(rf"^\s*(\w+\[0\]) = {name}\[(.*)\];$", rf"\g<0> {name}[\2] = \1;", source, count=1, flags=re.M)
+
+
 MUTATIONS = [
     # name, suite case, mutation, what the harness says
     ("drop_syncthreads", "sum_axis0", lambda s: s.replace("__syncthreads();", "", 1), "shared memory"),
     ("shared_out_of_bounds", "sum_axis0", _shared_out_of_bounds, "out of bounds"),
+    ("shared_write_race", "sum_axis0", _write_back_after_read, "shared memory race"),
     ("shuffle_width", "softmax", lambda s: re.sub(r"(__shfl_xor_sync\([^;]*, 16), 32\)", r"\1, 16)", s, count=1),
      "leaves its 16-lane segment"),
     ("divergent_shuffle", "softmax", _wrap_line(r"__shfl_xor_sync\(.*, 16, 32\)", "((int)threadIdx.x) < 16"),
