@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import tvm
 
+import intelligen_tvm
 from intelligen_tvm import suite
 from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
 from intelligen_tvm.region import default_choice, lower_region
 from intelligen_tvm.targets import render
-from intelligen_tvm.testing import input_names, reference_outputs, tolerances
+from intelligen_tvm.testing import reference_outputs, tolerances
 from tests.helpers import check_nvcc_compiles, model_region, suite_model
-from tests.targets.cuda_emulation import (CUDA, DISTRIBUTIONS, CompileError, EmulationError, compile_cuda,
-                                          check_outputs, emulate, emulate_model, region_inputs, shifted_inputs,
-                                          with_float_type)
+from tests.targets.cuda_emulation import (CUDA, DISTRIBUTIONS, CompileError, check_outputs, compile_cuda, emulate,
+                                          emulate_model, region_inputs, shifted_inputs, with_float_type)
 
 NAMES = [c.name for c in suite.SUITE]
 FULL = ["softmax", "rms_norm", "sum_axis0", "transpose_relu"]   # block-level reductions, the tile
@@ -132,6 +132,9 @@ def test_candidate_matches_onnx_reference(case_name, dims, family, index) -> Non
     build = compile_cuda(tvm.IRModule({"region0": lowered.prim_func}), relax_pipeline=None)
     host = build.hosts["region0"]
     assert len(host.launches) == len(lowered.optimized.kernels)
+    for launch, kernel in zip(host.launches, lowered.optimized.kernels):   # the plan's geometry, in order
+        s = kernel.strategy
+        assert (launch.grid, launch.block) == ((s.groups, 1, 1), (s.lanes, s.units, 1)), (launch, s)
     em = emulate(build, "region0")
     for dist in DISTRIBUTIONS:
         inputs = shifted_inputs(case, np.random.default_rng(3), True, dist, case.small_dims)
@@ -174,8 +177,6 @@ def test_the_old_vectorization_rule_is_caught(monkeypatch) -> None:
     without 1/rms: both checks would have caught the bug."""
     monkeypatch.setattr(render, "vector_safe", _old_rule)
     model = suite_model("rms_norm")
-    import intelligen_tvm
-
     build = compile_cuda(intelligen_tvm.from_onnx(model))
     assert stale_vector_temporaries(build.source)
     em = emulate(build, "intelligen_region0")
