@@ -273,6 +273,7 @@ def run_tune(args: argparse.Namespace, _argv: list[str]) -> int:
     import tvm  # pylint: disable=import-outside-toplevel
 
     from .. import targets  # pylint: disable=import-outside-toplevel
+    from ..cost_model.measure import device_kind  # pylint: disable=import-outside-toplevel
     from ..tuning import export_tuning_bundle, ingest_tuning_bundle, tune  # pylint: disable=import-outside-toplevel
 
     target = parse_target(args.target)
@@ -292,8 +293,7 @@ def run_tune(args: argparse.Namespace, _argv: list[str]) -> int:
               f"{target.kind.name}`, bring it back and run `intelligen-tvm tune {args.model} --target "
               f"{args.target} --ingest {path} --records {args.records}`")
         return 0
-    dev = tvm.runtime.device(target.kind.name, 0)
-    if not dev.exist:
+    if not tvm.runtime.device(device_kind(target), 0).exist:
         raise CliError(f"no {target.kind.name} device on this machine: tune where it is, or use --bundle DIR",
                        EXIT_MISSING_TOOL)
     best = tune(mod, target, trials=args.trials, records=args.records, model=model)
