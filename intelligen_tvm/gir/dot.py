@@ -19,7 +19,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
@@ -63,7 +63,7 @@ def _value_bytes(kernel: Kernel, name: str) -> int:
 
 
 def _slice_label(sl: Slice, kernel: Kernel, buffers: dict[str, Buffer]) -> str:
-    return f"{sl.text()}\n{_bytes(slice_footprint(sl, kernel.axes, buffers, kernel.values))}"
+    return f"{sl.text()}\n{human_bytes(slice_footprint(sl, kernel.axes, buffers, kernel.values))}"
 
 
 def program_dot(program: Program, caption: str = "") -> str:
@@ -74,7 +74,7 @@ def program_dot(program: Program, caption: str = "") -> str:
              f"  label={_quote(caption or 'gir.program ' + program.name)};"]
     for buf in program.buffers.values():
         role = "in" if buf.name in program.inputs else "out" if buf.name in program.outputs else "tmp"
-        label = f"{buf.name} ({role})\n{buf.dtype}{list(buf.shape)} @{buf.level.value}\n{_bytes(buf.nbytes)}"
+        label = f"{buf.name} ({role})\n{buf.dtype}{list(buf.shape)} @{buf.level.value}\n{human_bytes(buf.nbytes)}"
         lines.append(f"  {_quote('buf:' + buf.name)} [shape=cylinder, label={_quote(label)}, "
                      f"fillcolor={_quote(LEVEL_COLOURS[buf.level])}];")
     for k, kernel in enumerate(program.kernels):
@@ -94,7 +94,7 @@ def _kernel_lines(k: int, kernel: Kernel, program: Program) -> list[str]:
     lines = [f"  subgraph cluster_k{k} {{", f"    label={_quote(caption)};", "    style=rounded;",
              "    color=\"#888888\";"]
     for buf in kernel.local_buffers.values():
-        label = f"{buf.name}\n{buf.dtype}{list(buf.shape)} @{buf.level.value}\n{_bytes(buf.nbytes)}"
+        label = f"{buf.name}\n{buf.dtype}{list(buf.shape)} @{buf.level.value}\n{human_bytes(buf.nbytes)}"
         lines.append(f"    {_quote(f'k{k}:buf:' + buf.name)} [shape=cylinder, label={_quote(label)}, "
                      f"fillcolor={_quote(LEVEL_COLOURS[buf.level])}];")
     producer: dict[str, str] = {}
@@ -113,12 +113,15 @@ def _kernel_lines(k: int, kernel: Kernel, program: Program) -> list[str]:
         if isinstance(ins, Load):
             edges.append(f"  {buffer_node(ins.src.buffer)} -> {node} "
                          f"[label={_quote(_slice_label(ins.src, kernel, buffers))}];")
+        if isinstance(ins, Identity):
+            edges.append(f"  {buffer_node(ins.src.buffer)} -> {node} "
+                         f"[style=dashed, label={_quote(ins.src.text() + chr(10) + 'view: 0 B')}];")
         if isinstance(ins, Store):
             edges.append(f"  {node} -> {buffer_node(ins.dst.buffer)} "
                          f"[label={_quote(_slice_label(ins.dst, kernel, buffers))}];")
         for name in ins.reads:
             if name in producer:
-                label = f"%{name}\n{_bytes(_value_bytes(kernel, name))}"
+                label = f"%{name}\n{human_bytes(_value_bytes(kernel, name))}"
                 edges.append(f"  {producer[name]} -> {node} [label={_quote(label)}];")
         for name in ins.writes:
             producer[name] = node
