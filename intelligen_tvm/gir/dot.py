@@ -99,6 +99,8 @@ def _kernel_lines(k: int, kernel: Kernel, program: Program) -> list[str]:
                      f"fillcolor={_quote(LEVEL_COLOURS[buf.level])}];")
     producer: dict[str, str] = {}
     edges: list[str] = []
+    last_store: dict[Level, str] = {}   # a barrier orders the stores before it ...
+    barrier: dict[Level, str] = {}      # ... and the loads after it, at its level
 
     def buffer_node(name: str) -> str:
         return _quote(f"k{k}:buf:{name}" if name in kernel.local_buffers else f"buf:{name}")
@@ -110,6 +112,13 @@ def _kernel_lines(k: int, kernel: Kernel, program: Program) -> list[str]:
         shape = "octagon" if isinstance(ins, Sync) else "box"
         lines.append(f"    {node} [shape={shape}, label={_quote(_instr_label(ins))}, "
                      f"tooltip={_quote(instr_text(ins, kernel.values))}, fillcolor={_quote(colour)}];")
+        if isinstance(ins, Sync) and ins.level in last_store:
+            edges.append(f"  {last_store[ins.level]} -> {node} [style=dotted, label=\"barrier\"];")
+            barrier[ins.level] = node
+        if isinstance(ins, Store):
+            last_store[ins.level] = node
+        if isinstance(ins, Load) and ins.level in barrier:
+            edges.append(f"  {barrier.pop(ins.level)} -> {node} [style=dotted];")
         if isinstance(ins, Load):
             edges.append(f"  {buffer_node(ins.src.buffer)} -> {node} "
                          f"[label={_quote(_slice_label(ins.src, kernel, buffers))}];")
