@@ -101,6 +101,18 @@ def _region_line(r: dict) -> str:
             f"(naive {r['dram_bytes_naive']})  kernels {r['kernels']}  ops: {ops}")
 
 
+def prepare_toolchain(target) -> None:
+    """rocm builds link with our lld-22 and device bitcode (see targets/rocm_toolchain.py)."""
+    if target.kind.name != "rocm":
+        return
+    from ..targets import rocm_toolchain  # pylint: disable=import-outside-toplevel
+
+    try:
+        rocm_toolchain.activate()
+    except rocm_toolchain.ToolchainMissing as err:
+        raise CliError(str(err), EXIT_MISSING_TOOL) from err
+
+
 # ---- compile -------------------------------------------------------------------------------
 
 
@@ -133,6 +145,7 @@ def run_compile(args: argparse.Namespace, _argv: list[str]) -> int:
         for r in report["regions"]:
             _stage(_region_line(r))
     counting = CountingChooser(choose, summary["intelligen"], show)
+    prepare_toolchain(target)
     try:
         executable = tvm.compile(mod, target=target, relax_pipeline=intelligen_pipeline(counting))
     except Exception as err:  # pylint: disable=broad-except  # TVM's build: report, do not trace
@@ -296,6 +309,7 @@ def run_tune(args: argparse.Namespace, _argv: list[str]) -> int:
     if not tvm.runtime.device(device_kind(target), 0).exist:
         raise CliError(f"no {target.kind.name} device on this machine: tune where it is, or use --bundle DIR",
                        EXIT_MISSING_TOOL)
+    prepare_toolchain(target)
     best = tune(mod, target, trials=args.trials, records=args.records, model=model)
     print(f"{len(best)} regions tuned; records in {args.records}")
     print(f"compile with them: intelligen-tvm compile {args.model} --target {args.target} --records {args.records}")
