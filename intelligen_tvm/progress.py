@@ -16,3 +16,10 @@ def progress(done: int, total: int, label: str) -> None:
     else:
         sys.stderr.write(line.rstrip() + "\n")
     sys.stderr.flush()
+
+
+def count(done: int, label: str) -> None:
+    """A counter for work whose total is not known yet (regions found while selecting them)."""
+    line = f"{label}: {done}"
+    sys.stderr.write(("\r" + line) if sys.stderr.isatty() else line + "\n")
+    sys.stderr.flush()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import EXIT_FAILED, EXIT_INPUT, EXIT_MISSING_TOOL, TARGET_HELP, CliError, parse_target
-from ..progress import progress
+from ..progress import count, progress
 
 
 def _first_line(err: BaseException) -> str:
@@ -73,16 +73,23 @@ def make_chooser(args: argparse.Namespace, target):
 
 
 class CountingChooser:
-    """Draws a progress bar over the regions as the pipeline plans them."""
+    """Shows the regions as they are planned: a bar when their number is known (the build after
+    the report), else a count (while regions are being selected)."""
 
-    def __init__(self, inner: Callable, total: int, show: bool):
+    def __init__(self, inner: Callable, total: int | None, show: bool):
         self.inner, self.total, self.show, self.done = inner, total, show, 0
 
     def __call__(self, kernel, shell, hw):
         if self.show and self.total:
             progress(min(self.done, self.total), self.total, f"lowering {shell.name}")
+        elif self.show and self.total is None:
+            count(self.done + 1, "regions planned")
         self.done += 1
         return self.inner(kernel, shell, hw)
+
+    def finish(self) -> None:
+        if self.show and self.total is None and self.done and sys.stderr.isatty():
+            sys.stderr.write("\n")
 
 
 def _summary(report: dict) -> dict:
@@ -137,7 +144,9 @@ def run_compile(args: argparse.Namespace, _argv: list[str]) -> int:
     choose = make_chooser(args, target)
     if show:
         _stage("selecting regions")
-    report = explain(mod, target, choose=choose)
+    selecting = CountingChooser(choose, None, show)
+    report = explain(mod, target, choose=selecting)
+    selecting.finish()
     summary = _summary(report)
     if show:
         _stage(f"{summary['regions']} regions: {summary['intelligen']} by intelligen, "
