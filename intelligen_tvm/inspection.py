@@ -19,7 +19,7 @@ from pathlib import Path
 import tvm
 
 from . import targets
-from .dataflow_graph.plan import HardwareModel
+from .gir.hardware import HardwareModel
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Program
 from .region import Chooser, default_choice
