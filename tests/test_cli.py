@@ -147,6 +147,12 @@ def test_bad_target_is_an_input_error(model_path, capsys) -> None:
     assert code == cli.EXIT_INPUT and "TVM does not accept 'no_such_kind'" in err
 
 
+def test_missing_cost_model_is_an_input_error(model_path, tmp_path, capsys) -> None:
+    missing = tmp_path / "model.json"
+    code, _, err = run_cli(capsys, "inspect", str(model_path), "--target", "llvm", "--cost-model", str(missing))
+    assert code == cli.EXIT_INPUT and f"cost model not found: {missing}" in err
+
+
 def test_a_target_we_do_not_render_goes_to_tvm_with_a_warning(model_path, tmp_path, capsys) -> None:
     """`c` (TVM's C source backend) builds here; everything is reported as left to TVM."""
     report = tmp_path / "r.json"

@@ -53,21 +53,27 @@ def load_model(path: str):
                        "export advice (torch.onnx.export(..., dynamo=True) or intelligen_tvm.from_torch)") from err
 
 
+def load_cost_model(path: str | None):
+    """The trained model at `path` (None: none given)."""
+    from ..cost_model.model import CostModel  # pylint: disable=import-outside-toplevel
+
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise CliError(f"cost model not found: {path}")
+    try:
+        return CostModel.load(path)
+    except Exception as err:  # pylint: disable=broad-except  # xgboost raises its own kinds
+        raise CliError(f"{path} is not a cost model ({_first_line(err)})") from err
+
+
 def make_chooser(args: argparse.Namespace, target):
     """How each region's plan is chosen: records, else the cost model, else the default plan."""
-    from ..cost_model.model import CostModel  # pylint: disable=import-outside-toplevel
     from ..tuning import RecordChooser  # pylint: disable=import-outside-toplevel
 
-    model = None
-    if getattr(args, "cost_model", None):
-        if not Path(args.cost_model).is_file():
-            raise CliError(f"cost model not found: {args.cost_model}")
-        try:
-            model = CostModel.load(args.cost_model)
-        except Exception as err:  # pylint: disable=broad-except  # xgboost raises its own kinds
-            raise CliError(f"{args.cost_model} is not a cost model ({_first_line(err)})") from err
+    model = load_cost_model(args.cost_model)
     try:
-        return RecordChooser(getattr(args, "records", None), model, target=target)
+        return RecordChooser(args.records, model, target=target)
     except FileNotFoundError as err:
         raise CliError(str(err)) from err
 
@@ -308,7 +314,7 @@ def run_tune(args: argparse.Namespace, _argv: list[str]) -> int:
         print(f"{len(new)} records appended to {args.records}")
         return 0
     mod = load_model(args.model)
-    model = make_chooser(argparse.Namespace(cost_model=args.cost_model), target).model
+    model = load_cost_model(args.cost_model)
     if args.bundle:
         path = export_tuning_bundle(mod, target, args.bundle, trials=args.trials, model=model)
         print(f"wrote {path}: on the device host run `python {path}/bundle_runner.py {path} --device "
