@@ -91,15 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    previous = warnings.showwarning
-    warnings.showwarning = _WarningPrinter()
-    try:
-        return commands.COMMANDS[args.command][2](args, argv) or EXIT_OK
-    except CliError as err:
-        print(f"intelligen-tvm {args.command}: error: {err}", file=sys.stderr)
-        return err.code
-    except KeyboardInterrupt:
-        print(f"intelligen-tvm {args.command}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        warnings.showwarning = previous
+    with warnings.catch_warnings():   # the user sees every warning once, whatever the filters
+        warnings.simplefilter("default")
+        warnings.showwarning = _WarningPrinter()
+        try:
+            return commands.COMMANDS[args.command][2](args, argv) or EXIT_OK
+        except CliError as err:
+            print(f"intelligen-tvm {args.command}: error: {err}", file=sys.stderr)
+            return err.code
+        except KeyboardInterrupt:
+            print(f"intelligen-tvm {args.command}: interrupted", file=sys.stderr)
+            return 130
