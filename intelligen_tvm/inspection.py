@@ -2,9 +2,10 @@
 generated kernel source and, on cuda, what ptxas says of each kernel (registers, spills, shared
 memory) with the occupancy that follows.
 
-Regions come from `explain()` with a recording chooser: the planner hands every final region's
-rewritten kernel to the chooser exactly once, so recording (kernel, shell, hardware, choice)
-rebuilds the planned program without reaching into region selection's internals.
+Regions come from `explain()` with a recording chooser: region selection plans trial merges
+with its own chooser and hands each final region to ours once, in report order, so the
+recordings, matched to the report by fingerprint, rebuild each planned program without
+reaching into region selection's internals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import tvm
 
 from . import targets
+from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Program
@@ -43,29 +45,30 @@ class RegionDetail:
         return self.program is not None
 
 
-@dataclass
+@dataclass(eq=False)   # region selection keys its plans by chooser: hashed by identity
 class _Recorder:
     inner: Chooser
-    seen: dict[str, tuple[Kernel, Program, HardwareModel, Kernel]] = field(default_factory=dict)
+    seen: list[tuple[str, Kernel, Program, HardwareModel, Kernel]] = field(default_factory=list)
 
     def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
         chosen = self.inner(kernel, shell, hw)
-        self.seen[shell.name] = (kernel, shell, hw, chosen)
+        self.seen.append((region_fingerprint(kernel, shell), kernel, shell, hw, chosen))
         return chosen
 
 
 def region_details(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> tuple[dict, list[RegionDetail]]:
-    """`explain(mod, target)` and, per region, its planned GIR program."""
+    """`explain(mod, target)` and, per region, its planned GIR program under the region's name."""
     recorder = _Recorder(choose)
     report = explain(mod, target, choose=recorder)
+    pending = iter(recorder.seen)   # a region that failed after planning was recorded, not reported
     details = []
     for region in report["regions"]:
-        seen = recorder.seen.get(region["name"])
-        if region["handled_by"] != "intelligen" or seen is None:
+        if region["handled_by"] != "intelligen":
             details.append(RegionDetail(region))
             continue
-        kernel, shell, hw, chosen = seen
-        details.append(RegionDetail(region, planned_program(shell, chosen, hw), kernel))
+        _, kernel, shell, hw, chosen = next(s for s in pending if s[0] == region["fingerprint"])
+        program = planned_program(shell, chosen, hw).renamed(region["name"])
+        details.append(RegionDetail(region, program, kernel.renamed(shell.name, region["name"])))
     return report, details
 
 
@@ -112,7 +115,7 @@ class PtxasKernel:
 def cuda_source(detail: RegionDetail, target) -> str:
     """The CUDA C that TVM generates for the region's kernel."""
     target = targets.as_target(target)
-    func = targets.parse_source(kernel_source(detail, target)).with_attr("global_symbol", detail.name)
+    _, func = targets.build_prim_func(detail.program, target.kind.name, detail.name)
     built = tvm.compile(tvm.IRModule({detail.name: func}), target=target)
     stack, sources = [built.mod], []
     while stack:

@@ -25,12 +25,18 @@ def test_sm90_occupancy(threads, registers, smem, occupancy) -> None:
 
 
 def test_region_details_follow_the_report() -> None:
-    mod = intelligen_tvm.from_onnx(suite.get_case("attention_softmax").build(small=True))
+    """The BERT encoder layer: regions repeat (two residual + LayerNorm), fallbacks interleave."""
+    mod = intelligen_tvm.from_onnx(suite.bert_encoder_layer(small=True))
     report, details = region_details(mod, CUDA)
     assert [d.report for d in details] == report["regions"] == intelligen_tvm.explain(mod, CUDA)["regions"]
-    (detail,) = details
-    (kernel,) = detail.program.kernels
-    assert kernel.strategy.describe() == detail.report["strategy"]
+    taken = [d for d in details if d.handled]
+    assert len(taken) >= 4 and len(taken) < len(details)
+    fingerprints = [d.report["fingerprint"] for d in taken]
+    assert len(set(fingerprints)) < len(fingerprints)   # a repeated region
+    for d in taken:
+        assert d.program.name == d.name and d.program.kernels[0].name.startswith(d.name)
+        assert d.program.kernels[0].strategy.describe() == d.report["strategy"]
+        assert set(d.program.inputs) | set(d.program.outputs) <= set(d.program.buffers)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
