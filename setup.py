@@ -8,6 +8,7 @@ setup(
     # the cost models trained on real measurements (scripts/collect_cpu_records.py)
     package_data={"intelligen_tvm.cost_model": ["models/*.json"]},
     python_requires=">=3.10",
+    entry_points={"console_scripts": ["intelligen-tvm = intelligen_tvm.cli:main"]},
     install_requires=[
         "apache-tvm==0.27.0.post1",
         # with tvm-ffi 0.1.15.x, TVM 0.27.0.post1's ToJSONGraph segfaults on any IntImm (its value

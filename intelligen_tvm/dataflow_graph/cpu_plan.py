@@ -32,10 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import product
 
-from ..gir import expr as E
-from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, dtype_bytes, numel
-from ..gir_lowering.tir_reader import Unsupported
-from .plan import HardwareModel, ParallelStrategy, StreamPass, plan_family
+from ..gir.errors import Unsupported
+from ..gir.hardware import HardwareModel
+from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, StreamPass, dtype_bytes, numel
+from ..gir.strategy import ParallelStrategy, PlanFamily
+from .plan import plan_family
 from .transpose_tile import stage_through_sram, transposed_axis
 
 
@@ -234,7 +235,7 @@ def cpu_row_strategy(kernel: Kernel, rows_per_task: int, vector: int, accumulato
     n = numel(a.extent for a in kernel.row)
     step = vector * accumulators
     chunks, serial = (-(-n // vector), 1) if held else (accumulators, -(-n // step))
-    return CpuStrategy("row", -(-rows // rows_per_task), 1, 1, 1, rows_per_task, vector, chunks, serial, rows, n,
+    return CpuStrategy(PlanFamily.ROW, -(-rows // rows_per_task), 1, 1, 1, rows_per_task, vector, chunks, serial, rows, n,
                        accumulators=accumulators, reload=reload)
 
 
@@ -242,7 +243,7 @@ def cpu_column_strategy(kernel: Kernel, columns_per_task: int, vector: int, held
     cols = numel(a.extent for a in kernel.outer)
     n = numel(a.extent for a in kernel.row)
     chunks, serial = (n, 1) if held else (1, n)
-    return CpuStrategy("column", -(-cols // columns_per_task), 1, 1, 1, columns_per_task, vector, chunks, serial,
+    return CpuStrategy(PlanFamily.COLUMN, -(-cols // columns_per_task), 1, 1, 1, columns_per_task, vector, chunks, serial,
                        cols, n, reload=False)
 
 
@@ -250,10 +251,10 @@ def cpu_flat_strategy(kernel: Kernel, per_task: int, vector: int, accumulators: 
     """`per_task` rows of the innermost axis (several outer axes), else `per_task` elements."""
     if len(kernel.outer) >= 2:
         rows = numel(a.extent for a in kernel.outer[:-1])
-        return CpuStrategy("flat", -(-rows // per_task), 1, 1, 1, per_task, vector, 1, 1, rows,
+        return CpuStrategy(PlanFamily.FLAT, -(-rows // per_task), 1, 1, 1, per_task, vector, 1, 1, rows,
                            kernel.outer[-1].extent, accumulators=accumulators)
     total = numel(a.extent for a in kernel.outer)
-    return CpuStrategy("flat", -(-total // per_task), 1, 1, 1, per_task, vector, 1, 1, total, 1,
+    return CpuStrategy(PlanFamily.FLAT, -(-total // per_task), 1, 1, 1, per_task, vector, 1, 1, total, 1,
                        accumulators=accumulators)
 
 
@@ -278,7 +279,7 @@ def cpu_tile_strategy(kernel: Kernel, tile: int) -> CpuStrategy:
     axes = kernel.axes
     tiles = -(-axes[a] // tile) * -(-axes[b] // tile)
     rest = numel(ax.extent for ax in kernel.outer if ax.name not in (a, b))
-    return CpuStrategy("tile", rest * tiles, 1, 1, 1, 1, tile, 1, 1, numel(axes.values()), 1,
+    return CpuStrategy(PlanFamily.TILE, rest * tiles, 1, 1, 1, 1, tile, 1, 1, numel(axes.values()), 1,
                        tile_axes=(a, b), tile=tile)
 
 

@@ -28,7 +28,9 @@ from ..dataflow_graph.cpu_plan import CpuStrategy, CpuSweeps, sweeps_of
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 from . import cpu_math
-from .render import ExprPrinter, _coords, call_text, combine_text, const_text, index_text, safe_name, shape_text
+from .render import ExprPrinter, _coords, combine_text, const_text, index_text, safe_name, shape_text
+
+call_text = ExprPrinter.call   # (op, dtype, argument texts) -> TIR text
 
 
 @dataclass
@@ -325,10 +327,8 @@ class _LazyPrinter(ExprPrinter):
         super().__init__(axes, {})
         self.renderer, self.ctx = renderer, ctx
 
-    def __call__(self, e: E.Expr) -> str:
-        if isinstance(e, E.ValueRef):
-            return self.renderer._text(e.value, self.ctx)
-        return super().__call__(e)
+    def value(self, e: E.ValueRef) -> str:
+        return self.renderer._text(e.value, self.ctx)
 
 
 def render_cpu_program(program: Program, func_name: str) -> str:

@@ -12,7 +12,7 @@ from tvm.target import codegen
 import tvm
 
 from ..dataflow_graph.cpu_plan import CpuModel
-from ..dataflow_graph.plan import HardwareModel
+from ..gir.hardware import HardwareModel
 
 
 @dataclass(frozen=True)

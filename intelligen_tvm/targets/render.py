@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from ..dataflow_graph.plan import ParallelStrategy, stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
+from ..gir.strategy import ParallelStrategy, PlanFamily
 
 SYNC = object()   # marker between phases
 
@@ -34,6 +34,20 @@ _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
+
+# Ops a T.vectorized loop may compute: TVM 0.27's CUDA codegen prints their vector form lane by
+# lane inside a scope of its own.  Every other vector op (an extern call such as powf or expf, a
+# cast, a select) it prints by binding each vector operand to an SSA temporary of the enclosing
+# scope (`float4 v_ = t0_ptr[0];`) that stays live after the statement, so a later read of the
+# same register text reuses the stale temporary once the register was updated in place (TVM's
+# StorageRewrite reuses a dead register in place): those ops are computed lane by lane.  Bool
+# values never live in vector registers either (a bool vector is read as ushortN/ucharN).
+_VECTOR_OPS = frozenset({"add", "sub", "mul", "div", "max", "min", "neg"})
+
+
+def vector_safe(op: str, dtypes: list[str]) -> bool:
+    """Whether a T.vectorized loop may compute `op` on values of `dtypes` (result and args)."""
+    return op in _VECTOR_OPS and "bool" not in dtypes
 
 
 def combine_text(op: str, a: str, b: str) -> str:
@@ -58,50 +72,45 @@ def safe_name(name: str) -> str:
     return "b_" + re.sub(r"\W", "_", name)
 
 
+def _neg(args: list[str], dtype: str) -> str:
+    return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
+
+
 @dataclass
-class ExprPrinter:
-    """Prints scalar expressions: axes via `axis_text`, register values via `value_text`."""
+class ExprPrinter(E.Printer):
+    """TIR text of scalar expressions: axes via `axis_text`, register values via `value_text`."""
 
     axis_text: dict[str, str]
     value_text: dict[str, str]
 
-    def __call__(self, e: E.Expr) -> str:
-        if isinstance(e, E.Var):
-            return self.axis_text[e.name]
-        if isinstance(e, E.Const):
-            return const_text(e)
-        if isinstance(e, E.ValueRef):
-            return self.value_text[e.value]
-        if isinstance(e, E.Load):
-            return index_text(e.buffer, [self.index(i) for i in e.indices])
-        assert isinstance(e, E.Call)
-        return call_text(e.op, e.dtype, [self(a) for a in e.args])
+    code_for_op: ClassVar = {
+        **{op: E.infix(sym) for op, sym in _INFIX.items()},
+        "and": E.template("T.And({0}, {1})"), "or": E.template("T.Or({0}, {1})"), "not": E.template("T.Not({0})"),
+        "neg": _neg, "select": E.template("T.Select({0}, {1}, {2})"),
+        "cast": lambda args, dtype: f'T.Cast("{dtype}", {args[0]})',
+        **{op: E.template(f"T.{op}({{0}}, {{1}})") for op in ("max", "min", "pow")},
+    }
+
+    @classmethod
+    def unknown_op(cls, op: str, dtype: str, args: list[str]) -> str:
+        return f"{_FUNCTION_NAMES.get(op, f'T.{op}')}({', '.join(args)})"
+
+    def var(self, e: E.Var) -> str:
+        return self.axis_text[e.name]
+
+    def const(self, e: E.Const) -> str:
+        return const_text(e)
+
+    def value(self, e: E.ValueRef) -> str:
+        return self.value_text[e.value]
+
+    def load(self, e: E.Load) -> str:
+        return index_text(e.buffer, [self.index(i) for i in e.indices])
 
     def index(self, e: E.Expr) -> str:
         text = self(e)
         needs_cast = isinstance(e, (E.Load, E.ValueRef)) and e.dtype != "int32"
         return f'T.Cast("int32", {text})' if needs_cast else text
-
-
-def call_text(op: str, dtype: str, args: list[str]) -> str:
-    if op in _INFIX:
-        return f"({args[0]} {_INFIX[op]} {args[1]})"
-    if op == "and":
-        return f"T.And({args[0]}, {args[1]})"
-    if op == "or":
-        return f"T.Or({args[0]}, {args[1]})"
-    if op == "not":
-        return f"T.Not({args[0]})"
-    if op == "neg":
-        return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
-    if op == "select":
-        return f"T.Select({args[0]}, {args[1]}, {args[2]})"
-    if op == "cast":
-        return f'T.Cast("{dtype}", {args[0]})'
-    if op in ("max", "min", "pow"):
-        return f"T.{op}({args[0]}, {args[1]})"
-    fn = _FUNCTION_NAMES.get(op, f"T.{op}")
-    return f"{fn}({', '.join(args)})"
 
 
 def _coords(axes, flat: str, plus: str = "") -> dict[str, str]:
@@ -136,15 +145,15 @@ class KernelRenderer:
 
     def _t(self) -> str:
         s = self.s
-        if s.kind == "column":
+        if s.kind is PlanFamily.COLUMN:
             return "u"
         return self._tid() if s.rows_per_group == 1 else f"({self._tid()} % {s.threads_per_row})"
 
     def _row(self) -> str:
         s = self.s
-        if s.kind == "column":
+        if s.kind is PlanFamily.COLUMN:
             return f"(g * {s.lanes} + l)"
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return f"((((g * {s.units} + u) * {s.lanes} + l)) * {s.vector})"
         return f"(g * {s.rows_per_group} + {self._tid()} // {s.threads_per_row})" if s.rows_per_group > 1 else "g"
 
@@ -155,17 +164,17 @@ class KernelRenderer:
 
     def _row_valid(self) -> str | None:
         s = self.s
-        if s.kind == "tile":
+        if s.kind is PlanFamily.TILE:
             axes, text = self.kernel.axes, self._axis_text()
             conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % s.lanes]
             return " and ".join(conds) or None
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return None if s.groups * s.units * s.lanes * s.vector == s.outer_size else f"{self._row()} < {s.outer_size}"
         return None if s.groups * s.rows_per_group == s.outer_size else f"{self._row()} < {s.outer_size}"
 
     def _n_valid(self, c: str) -> str | None:
         s = self.s
-        if s.kind in ("flat", "tile") or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
+        if s.kind in (PlanFamily.FLAT, PlanFamily.TILE) or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
             return None
         return f"{self._n_base(c)} + v < {s.row_size}"
 
@@ -185,9 +194,9 @@ class KernelRenderer:
 
     def _axis_text(self) -> dict[str, str]:
         s = self.s
-        if s.kind == "tile":
+        if s.kind is PlanFamily.TILE:
             return self._tile_axis_text()
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
         out = _coords(self.kernel.outer, self._row())
         if self.kernel.row:
@@ -196,13 +205,13 @@ class KernelRenderer:
 
     # ---- values ----------------------------------------------------------------------
     def _is_row(self, name: str) -> bool:
-        return self.s.kind in ("flat", "tile") or bool(self.kernel.values[name].axes & self.row_axes)
+        return self.s.kind in (PlanFamily.FLAT, PlanFamily.TILE) or bool(self.kernel.values[name].axes & self.row_axes)
 
     def _ref(self, name: str, elem: str) -> str:
         return self.d.reg(name, elem if self._is_row(name) else "0")
 
     def _elem(self) -> str:
-        return "v" if self.s.kind == "flat" else "c * %d + v" % self.s.vector
+        return "v" if self.s.kind is PlanFamily.FLAT else "c * %d + v" % self.s.vector
 
     def _printer(self, elem: str) -> ExprPrinter:
         refs = {n: self._ref(n, elem) for n in self.kernel.values}
@@ -227,7 +236,7 @@ class KernelRenderer:
         s = self.s
         vkind = "T.vectorized" if vectorize and s.vector > 1 else "T.unroll"
         inner = [f"for v in {vkind}({s.vector}):"] + ["    " + b for b in self._guard(list(conds), body)]
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return inner
         chunk_loop = "T.unroll" if s.unroll else "T.serial"
         return [f"for c in {chunk_loop}({s.chunks}):"] + ["    " + b for b in inner]
@@ -247,8 +256,9 @@ class KernelRenderer:
             p = self._printer(self._elem())
             val = self.kernel.values[ins.dst]
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
-            line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
-            vec = val.dtype != "bool"
+            line = f"{self._ref(ins.dst, self._elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
+            dtypes = [val.dtype] + [self.kernel.values[a].dtype if isinstance(a, str) else a.dtype for a in ins.args]
+            vec = vector_safe(ins.op, dtypes)
             self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
         elif isinstance(ins, Reduce):
             self._reduce(ins)
@@ -306,7 +316,7 @@ class KernelRenderer:
     def _combine(self, ins: Reduce) -> None:
         """Combine the accumulators of the threads sharing a row: lanes of a unit, then units."""
         s = self.s
-        if s.kind == "column":
+        if s.kind is PlanFamily.COLUMN:
             self._cross_units(ins, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
             return
         width = min(s.threads_per_row, s.lanes)
@@ -353,9 +363,9 @@ class KernelRenderer:
         return self.d.kernel_body(s, self.allocs, self.segments)
 
     def _render_streaming(self) -> None:
-        """The row streams through `serial` steps, one sweep per reduction level (plan.py
-        splits the sweeps); accumulators carry across steps and combine after each sweep."""
-        before, passes = stream_passes(self.kernel)
+        """The row streams through `serial` steps, one sweep per reduction level (the planner
+        recorded the sweeps); accumulators carry across steps and combine after each sweep."""
+        before, passes = self.kernel.sweeps
         online = {r.shift: r for p in passes for r in p.reduces if r.shift is not None}
         for ins in before:
             self.render_instr(ins)
@@ -404,6 +414,6 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
     lines += [f'        {safe_name(b)} = T.alloc_buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
               for b in sorted(moved - set(params))]
     for kernel in program.kernels:
-        assert kernel.strategy.kind != "split_row", "expand a split_row kernel into its phases first (split_row.py)"
+        assert kernel.strategy.kind is not PlanFamily.SPLIT_ROW, "expand a split_row kernel into its phases first (split_row.py)"
         lines += ["        " + b for b in KernelRenderer(program, kernel, dialect).body()]
     return "\n".join(lines) + "\n"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...dataflow_graph.plan import HardwareModel, ParallelStrategy, with_strategy
+from ...cost_model.ranking import rank
+from ...dataflow_graph.plan import with_strategy
+from ...gir.errors import Unsupported, VerifyError
+from ...gir.hardware import HardwareModel
 from ...gir.program import Kernel, Program, numel
-from ...gir.verify import VerifyError, verify
-from ...gir_lowering.tir_reader import Unsupported
+from ...gir.strategy import ParallelStrategy, PlanFamily
+from ...gir.verify import verify
 from ..presets import Scratchpad, preset_for
 from .layout import TileLayout, choose_columns
 from .render import render_bang
@@ -60,7 +63,7 @@ def emit(program: Program, func_name: str) -> Emitted:
 
 
 def _strategy(kernel: Kernel, layout: TileLayout, buffers: int) -> ParallelStrategy:
-    return ParallelStrategy("row" if kernel.row else "flat", layout.n_tiles, 1, 1, 1, layout.tile_rows,
+    return ParallelStrategy(PlanFamily.ROW if kernel.row else PlanFamily.FLAT, layout.n_tiles, 1, 1, 1, layout.tile_rows,
                             layout.align_elems, layout.npad // layout.align_elems, 1, layout.n_rows, layout.n,
                             buffers=buffers)
 
@@ -111,6 +114,4 @@ def candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Kernel
 
 def choose_mlu(kernel: Kernel, shell: Program, hw: HardwareModel, model=None) -> Kernel:
     """The candidate the cost model ranks first (a `Chooser` for region selection)."""
-    from ...tuning import rank
-
     return rank(candidates(kernel, shell, hw), shell, hw, model)[0][0]
