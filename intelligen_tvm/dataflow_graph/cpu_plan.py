@@ -34,7 +34,7 @@ from itertools import product
 
 from ..gir.errors import Unsupported
 from ..gir.hardware import HardwareModel
-from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, StreamPass, dtype_bytes, numel
+from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, StreamPass, Sweeps, dtype_bytes, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
 from .plan import plan_family
 from .transpose_tile import stage_through_sram, transposed_axis
@@ -363,7 +363,10 @@ def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Ke
     instrs = [replace(i, scope=Scope.LANE) if isinstance(i, Reduce) else i for i in kernel.instrs]
     if any(isinstance(i, Reduce) and i.shift is not None for i in instrs):
         raise Unsupported("online statistics are not rendered on the CPU")
-    planned = replace(kernel, instrs=instrs, strategy=strategy)
+    planned = replace(kernel, instrs=instrs, strategy=strategy, sweeps=None)
+    if not strategy.held and kernel.row:   # recorded like a GPU plan's: DRAM bytes count every sweep
+        sweeps = sweeps_of(planned)
+        planned = replace(planned, sweeps=Sweeps(sweeps.before, sweeps.passes))
     if held_bytes(planned) > hw.held_budget:
         raise Unsupported(f"held row needs {held_bytes(planned)} bytes, more than half of L2")
     return planned
