@@ -142,6 +142,9 @@ class CpuKernelRenderer:
             lines = cpu_math.expand(ins.op, dtype, args, dst, self._tmp(ins.dst, ctx))
             return self._define(ins.dst, ctx, lines or [f"{dst} = {call_text(ins.op, dtype, args)}"])
         if isinstance(ins, Reduce):
+            if self.s.kind in ("flat", "tile"):   # no row axes left (a reduction over extent 1)
+                src = self._text(ins.src, ctx)
+                return [f"{self._home(ins.dst, ctx)} = {combine_text(ins.op, const_text(ins.init), src)}"]
             acc = self._accumulator(ins, ctx)
             return [f"{acc} = {combine_text(ins.op, acc, self._text(ins.src, ctx))}"]
         raise TypeError(ins)
