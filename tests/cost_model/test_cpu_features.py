@@ -48,3 +48,28 @@ def test_prior_prefers_busy_cores_and_vectors() -> None:
     assert plan(256, 16)["core_balance"] == 0.25   # one task for four cores
     assert predicted_time_us(plan(16, 16), HW) < predicted_time_us(plan(256, 16), HW)
     assert predicted_time_us(plan(16, 16), HW) < predicted_time_us(plan(16, 1), HW)
+
+
+def test_plain_compilation_picks_with_the_shipped_model(tmp_path, monkeypatch) -> None:
+    """With a CPU model in the package, plain compilation's chooser is its argmin over the
+    verified candidates (a model fitted here on synthetic times: faster with more tasks)."""
+    from intelligen_tvm import region
+    from intelligen_tvm.cost_model.model import CostModel
+    from intelligen_tvm.cost_model.records import Record
+
+    kernel, program = _softmax()
+    found = enumerate_candidates(kernel, program, HW)
+    records = [Record("r", "llvm", "cpu", {}, f, [1000.0 / f["tasks"] + f["vector"]])
+               for f in (features(c, program, HW) for c in found)]
+    path = tmp_path / "cpu.json"
+    model = CostModel(num_boost_round=50).fit(records)
+    model.save(path)
+    monkeypatch.setitem(region.SHIPPED_MODELS, "cpu", path)
+    region.shipped_model.cache_clear()
+    try:
+        picked = region.shipped_choice(kernel, program, HW).strategy
+    finally:
+        region.shipped_model.cache_clear()
+    scores = model.predict([features(c, program, HW) for c in found])
+    assert picked == found[int(scores.argmin())].strategy
+    assert picked.groups == max(c.strategy.groups for c in found)
