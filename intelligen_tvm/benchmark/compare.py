@@ -68,6 +68,7 @@ from intelligen_tvm.benchmark import report, timing
 from intelligen_tvm.benchmark.torch_cases import torch_function
 from intelligen_tvm.cost_model.bundle_runner import device_name
 from intelligen_tvm.progress import progress
+from intelligen_tvm.region import shipped_model
 from intelligen_tvm.testing import reference_outputs, tolerances
 
 ROOT = Path(__file__).resolve().parent.parent.parent   # the source tree: its git commit is recorded
@@ -78,7 +79,8 @@ NOTES = {
         "CPU run: intelligen's kernels are the CPU backend's (tasks of rows across cores, SIMD vectors, "
         "rows held in L1/L2); every TVM contestant builds for llvm -mcpu=<host>",
         "tvm_default on llvm = relax 'default' pipeline: LegalizeOps only (no fusion, no schedule)",
-        "intelligen (untuned) = the shipped CPU cost model's pick per region, no measurement",
+        "intelligen (untuned) = the shipped CPU cost model's pick per region (the default plan while no "
+        "model is installed), no measurement",
     ],
     "cuda": ["tvm_default on cuda = tvm.compile's GPU default pipeline (FuseOps + DLight rules)",
              "intelligen (untuned) = default plan per region: no GPU cost model ships"],
@@ -234,7 +236,8 @@ def tvm_builders(case: Case, args: argparse.Namespace, target: tvm.target.Target
     ranker = "the shipped CPU cost model" if args.target == "llvm" else "the analytical prior"
     notes = {"intelligen_tuned": (f"records from {args.intelligen_records}" if args.intelligen_records
                                   else f"{args.trials} trials per region, ranked by {ranker}"),
-             "intelligen": "shipped CPU cost model's pick (untuned)" if args.target == "llvm" else "default plan (untuned)",
+             "intelligen": ("shipped CPU cost model's pick (untuned)" if args.target == "llvm" and shipped_model("cpu")
+                            else "default plan (untuned)"),
              "metaschedule": f"{args.trials} trials per fused region, evolutionary search + XGBoost"}
     dev = case.dev
     run_once = lambda ex: timing.run_vm(ex, dev, case.vm_args)  # noqa: E731
