@@ -132,6 +132,19 @@ def export(inp: MeasureInput, target: Any, path: Path) -> Path:
     return path
 
 
+def export_many(inputs: list[MeasureInput], target: Any, path: Path) -> Path:
+    """Build several candidates into one shared library, each under ``symbol_name(name)``:
+    one compile and one link (and, for GPUs, one device module) instead of one per candidate."""
+    funcs = {}
+    for inp in inputs:
+        symbol = symbol_name(inp.name)
+        if symbol in funcs:
+            raise ValueError(f"two candidates export the symbol {symbol!r}")
+        funcs[symbol] = inp.prim_func.with_attr("global_symbol", symbol)
+    tvm.compile(tvm.IRModule(funcs), target=as_target(target)).export_library(str(path))
+    return path
+
+
 @dataclass
 class LocalMeasurer(MeasureSettings):
     """Builds and times candidates on this machine's device for ``target``."""
