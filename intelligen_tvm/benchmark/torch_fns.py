@@ -10,6 +10,7 @@ Each function takes the graph inputs, then the weights named in the returned lis
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -86,3 +87,9 @@ def torch_fn(torch: Any, name: str, dims: dict, ln_eps: float, rms_eps: float) -
     if name == "bert_encoder_layer":
         return bert_layer(torch, dims, ln_eps)
     return case_fns(torch, dims, ln_eps, rms_eps).get(name)
+
+
+def covers(name: str) -> bool:
+    """Whether ``name`` has a torch version (asked without torch: the functions are closures)."""
+    no_torch = types.SimpleNamespace(nn=types.SimpleNamespace(functional=None))
+    return name == "bert_encoder_layer" or name in case_fns(no_torch, {}, 0.0, 0.0)

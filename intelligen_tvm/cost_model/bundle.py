@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,9 @@ def _file_name(index: int, name: str) -> str:
     return f"{index:04d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:80]}.so"
 
 
-def _try_pack(inputs: list[MeasureInput], target: Any, path: Path) -> bool:
+def _try_pack(inputs: list[MeasureInput], target: Any, path: Path, on_built: Callable[[Any], None]) -> bool:
     try:
-        export_many(inputs, target, path)
+        on_built(export_many(inputs, target, path))
         return True
     except Exception:  # pylint: disable=broad-except  # built one by one instead, errors kept
         return False
@@ -55,6 +56,7 @@ def export_bundle(
     directory: str | Path,
     settings: MeasureSettings | None = None,
     pack: bool = False,
+    on_built: Callable[[Any], None] | None = None,
 ) -> Path:
     """Build every candidate into ``directory`` and describe them in its manifest.
 
@@ -62,13 +64,15 @@ def export_bundle(
     reports it as that candidate's error), so results line up with inputs one to one.
     ``pack``: one library for all candidates (much faster to build and smaller than one each);
     if that build fails, every candidate is built alone so that only the bad ones are lost.
+    ``on_built`` sees every built module before it is dropped (e.g. to read its device source).
     """
+    on_built = on_built or (lambda built: None)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     settings = settings or MeasureSettings()
     target = as_target(target)
     candidates = []
-    packed = PACKED_NAME if pack and inputs and _try_pack(inputs, target, directory / PACKED_NAME) else None
+    packed = PACKED_NAME if pack and inputs and _try_pack(inputs, target, directory / PACKED_NAME, on_built) else None
     for index, inp in enumerate(inputs):
         entry: dict[str, Any] = {
             "name": inp.name,
@@ -79,7 +83,7 @@ def export_bundle(
         }
         if packed is None:
             try:
-                export(inp, target, directory / entry["file"])
+                on_built(export(inp, target, directory / entry["file"]))
             except Exception as err:  # pylint: disable=broad-except
                 entry["build_error"] = bundle_runner.error_text("build", err)
         candidates.append(entry)

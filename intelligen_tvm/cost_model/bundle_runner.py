@@ -62,6 +62,7 @@ def import_tvm_runtime() -> types.ModuleType:
     package.__path__ = list(spec.submodule_search_locations)
     package.__file__ = spec.origin
     package.__package__ = "tvm"
+    package.__spec__ = spec  # others look (find_spec, torch._dynamo); its __init__ never runs
     sys.modules["tvm"] = package
     previous = os.environ.get("TVM_USE_RUNTIME_LIB")
     os.environ["TVM_USE_RUNTIME_LIB"] = "1"
