@@ -116,7 +116,11 @@ class CudaSources:
         if self.directory is None:
             return
         executable = built if hasattr(built, "mod") else type("Built", (), {"mod": built})()
-        for source in device_sources(executable, "cuda"):
+        sources = device_sources(executable, "cuda")
+        if sources and not all(s.encode() in serialized(executable.mod) for s in sources):
+            raise RuntimeError("a CUDA source differs from what the library stores: the device would "
+                               "have to compile it itself")
+        for source in sources:
             path = self.directory / f"{runner.source_key(source)}.fatbin"
             self.owners.setdefault(owner, []).append(f"{runner.CUDA_DIR}/{path.name}")
             if not path.exists():
@@ -124,6 +128,12 @@ class CudaSources:
                 path.write_bytes(runner.nvcc_fatbin(source, CUDA_ARCH))
                 self.seconds += time.perf_counter() - start
                 self.count += 1
+
+
+def serialized(module: Any) -> bytes:
+    """A module's imports as ``export_library`` stores them: what ``tvm_callback_cuda_compile``
+    receives on the device is the CUDA source found in here."""
+    return tvm.get_global_func("runtime.ModulePackImportsToTensor")(module).numpy().tobytes()
 
 
 def build_case(case: CaseModel, target: tvm.target.Target, out: Path, trials: int,

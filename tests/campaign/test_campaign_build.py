@@ -3,12 +3,17 @@ holds the runtime, tvm_ffi for the device's Python and libcudart, and no compile
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
+import tvm
 from onnx import numpy_helper
 
 from intelligen_tvm import suite
+from intelligen_tvm.benchmark import timing
 from intelligen_tvm.campaign import build, runner, runtime_pack
-from intelligen_tvm.testing import reference_outputs
+from intelligen_tvm.testing import device_sources, reference_outputs
 
 
 def test_externalized_weights_compute_the_same_model():
@@ -42,3 +47,20 @@ def test_runtime_only_tvm_for_cuda(tmp_path):
     assert cp312 or any("3.12" in m for m in info["missing"])
     assert f"{runner.CUDART_DIR}/libcudart.so.13" in names or any("libcudart" in m for m in info["missing"])
     assert info["bytes"] < 20 << 20
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_cuda_sources_are_precompiled_under_the_key_the_device_will_ask_for(tmp_path):
+    """The device's runtime hands the source stored in the library to tvm_callback_cuda_compile;
+    its hash names the fatbin the build made (a fatbin: SASS for sm_90 and PTX)."""
+    executable = tvm.compile(timing.copy_kernel_module(1024), target=tvm.target.Target(build.TARGETS["cuda"]),
+                             relax_pipeline="default")
+    (tmp_path / runner.CUDA_DIR).mkdir()
+    cuda = build.CudaSources(tmp_path / runner.CUDA_DIR)
+    cuda(executable)
+    (source,) = device_sources(executable, "cuda")
+    assert source.encode() in build.serialized(executable.mod)
+    fatbin = tmp_path / runner.CUDA_DIR / f"{runner.source_key(source)}.fatbin"
+    assert fatbin.read_bytes()[:4] == bytes.fromhex("50ed55ba") and cuda.count == 1
+    compiler = runner.CudaCompiler(tmp_path, "sm_90")
+    assert compiler(source) == fatbin.read_bytes() and compiler.stats["precompiled"] == 1
