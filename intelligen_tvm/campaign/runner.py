@@ -338,6 +338,8 @@ class Campaign:
         self.dev: Any = None
         self.torch: Any = None
         self.compiler: CudaCompiler | None = None
+        self._case_data: dict[str, tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]] = {}
+        self._tuning: dict[str, dict[str, Any]] = {}
 
     # -- bookkeeping
     def save(self) -> None:
@@ -397,7 +399,7 @@ class Campaign:
 
     def case_data(self, case: dict) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
         """The case's arrays (drawn once: torch.compile comes back to them) and reference samples."""
-        cache = self.__dict__.setdefault("_case_data", {})
+        cache = self._case_data
         if case["name"] not in cache:
             ref = np.load(self.case_dir(case) / case["reference"])
             cache[case["name"]] = (case_arrays(case), [(ref[f"idx{i}"], ref[f"val{i}"])
@@ -525,8 +527,9 @@ class Campaign:
         self.results["copy"] = out
 
     # -- phase: candidates
-    def candidate_queue(self) -> list[tuple[dict, int]]:
-        """(case, candidate index) in tiers: the first TIER of every region, then the next..."""
+    def candidate_queue(self) -> list[tuple[dict, int, int]]:
+        """(case, candidate index, tier) in tiers: the first TIER of every region (the prior's
+        best), then the next TIER of every region, ..."""
         per_region: list[tuple[dict, list[int]]] = []
         for case in self.manifest["cases"]:
             if not case.get("tuning"):
@@ -539,13 +542,13 @@ class Campaign:
         queue = []
         for tier in range(max((len(idx) for _, idx in per_region), default=0) // TIER + 1):
             for case, idx in per_region:
-                queue += [(case, i) for i in idx[tier * TIER:(tier + 1) * TIER]]
+                queue += [(case, i, tier) for i in idx[tier * TIER:(tier + 1) * TIER]]
         return queue
 
-    def candidates(self, queue: list[tuple[dict, int]], stop_at_left_s: float) -> list[tuple[dict, int]]:
+    def candidates(self, queue: list[tuple[dict, int, int]], stop_at_left_s: float) -> list[tuple[dict, int, int]]:
         """Measure from the front of ``queue`` until the clock says stop; returns the rest."""
         while queue and self.clock.left() > stop_at_left_s:
-            case, index = queue.pop(0)
+            case, index, _ = queue.pop(0)
             state = self._tuning_state(case)
             candidate = state["manifest"]["candidates"][index]
             region = state["regions"][index]
@@ -562,7 +565,7 @@ class Campaign:
         return queue
 
     def _tuning_state(self, case: dict) -> dict[str, Any]:
-        states = self.__dict__.setdefault("_tuning", {})
+        states = self._tuning
         if case["name"] not in states:
             tdir = self.case_dir(case) / case["tuning"]
             manifest = json.loads((tdir / br.MANIFEST_NAME).read_text())
@@ -640,8 +643,8 @@ def _run(campaign: Campaign, clock: Clock, budget_s: float, torch_compile: bool)
     compile_cases = [c for c in campaign.manifest["cases"] if c.get("torch")] if (
         torch_compile and campaign.torch is not None) else []
     reserve = min(len(compile_cases) * plan["torch_compile_s"], 0.4 * budget_s)
-    first_tiers = [q for q in queue if q[1] < TIER]
-    rest = [q for q in queue if q[1] >= TIER]
+    first_tiers = [q for q in queue if q[2] == 0]
+    rest = [q for q in queue if q[2] > 0]
     campaign.phase("candidates:first_tier", lambda: campaign.candidates(first_tiers, reserve + plan["margin_s"]))
     for case in compile_cases:
         if clock.left() < plan["torch_compile_s"] + plan["margin_s"]:

@@ -3,6 +3,7 @@ CUDA compile callback the runtime-only TVM needs (the rehearsal runs everything 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -71,3 +72,19 @@ def test_cuda_compiler_compiles_a_missing_source_with_this_machines_nvcc(tmp_pat
     with pytest.raises(RuntimeError, match="nvcc failed"):
         compiler("this is not CUDA")
     assert compiler.stats["errors"]
+
+
+def test_candidate_queue_takes_the_best_of_every_region_first(tmp_path):
+    """Tiers: a deadline cut still leaves the prior's best few of every region measured."""
+    tuning = tmp_path / "cases" / "c" / "tuning"
+    tuning.mkdir(parents=True)
+    regions = ["a"] * 20 + ["b"] * 3 + ["c"] * 12
+    (tuning / "tuning.json").write_text(json.dumps({"candidates": [{"region": r} for r in regions]}))
+    (tmp_path / runner.MANIFEST_NAME).write_text(json.dumps({
+        "format_version": runner.FORMAT_VERSION, "cases": [{"name": "c", "dir": "cases/c", "tuning": "tuning"}]}))
+    campaign = runner.Campaign(tmp_path, "cpu", runner.Clock(10.0), repeat=1)
+    queue = campaign.candidate_queue()
+    assert len(queue) == len(regions)
+    first = [i for _, i, tier in queue if tier == 0]
+    assert first == list(range(0, 8)) + [20, 21, 22] + list(range(23, 31))
+    assert [i for _, i, _ in queue[len(first):]] == list(range(8, 16)) + [31, 32, 33, 34] + list(range(16, 20))
