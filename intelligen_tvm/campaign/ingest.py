@@ -127,6 +127,8 @@ def markdown(manifest: dict[str, Any], results: dict[str, Any], table: list[dict
     lines.append("Numerics or run failures: " + (", ".join(bad) if bad else "none"))
     if results.get("errors"):
         lines.append("Runner errors: " + "; ".join(str(e)[:200] for e in results["errors"]))
+    if results.get("cut"):
+        lines.append("Cut by the runner's deadline: " + "; ".join(results["cut"]))
     return "\n".join(lines) + "\n"
 
 

@@ -216,6 +216,8 @@ def rehearse(work: Path, cases: list[str] | None, trials: int, python: str, full
     if proc.returncode != 0:
         log(proc.stdout[-3000:] + proc.stderr[-3000:])
     problems = check_results(bundle) if proc.returncode == 0 else [f"runner exit status {proc.returncode}"]
+    for cut in json.loads((bundle / runner.RESULTS_NAME).read_text()).get("cut", []) if proc.returncode == 0 else []:
+        log(f"      cut by the deadline (CPU stand-in): {cut}")
     log("[3/4] ingest into scratch records, model and README copy")
     scratch_readme = work / "README.md"
     scratch_readme.write_text(readme.read_text() if readme.exists() else "")

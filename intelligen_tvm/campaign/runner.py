@@ -333,7 +333,7 @@ class Campaign:
             raise SystemExit(f"unsupported campaign format {self.manifest.get('format_version')!r}")
         self.results: dict[str, Any] = {"format_version": FORMAT_VERSION, "device_kind": device_kind,
                                         "budget_s": clock.budget_s, "phases": {}, "cases": {},
-                                        "candidates": {}, "errors": []}
+                                        "candidates": {}, "errors": [], "cut": []}
         self.runtime: Any = None
         self.dev: Any = None
         self.torch: Any = None
@@ -634,7 +634,7 @@ def _run(campaign: Campaign, clock: Clock, budget_s: float, torch_compile: bool)
         return 1
     for case in campaign.manifest["cases"]:
         if clock.left() < plan["case_s"]:
-            campaign.results["errors"].append(f"out of time before case {case['name']}")
+            campaign.results["cut"].append(f"out of time before case {case['name']}")
             break
         campaign.phase(f"case:{case['name']}", lambda c=case: campaign.run_case(c))
     campaign.phase("copy", campaign.copy)
@@ -648,10 +648,13 @@ def _run(campaign: Campaign, clock: Clock, budget_s: float, torch_compile: bool)
     campaign.phase("candidates:first_tier", lambda: campaign.candidates(first_tiers, reserve + plan["margin_s"]))
     for case in compile_cases:
         if clock.left() < plan["torch_compile_s"] + plan["margin_s"]:
-            campaign.results["errors"].append(f"torch.compile: out of time before case {case['name']}")
+            campaign.results["cut"].append(f"torch.compile: out of time before case {case['name']}")
             break
         campaign.phase(f"torch_compile:{case['name']}", lambda c=case: campaign.torch_compile_case(c))
-    campaign.phase("candidates:rest", lambda: campaign.candidates(first_tiers + rest, plan["margin_s"]))
+    left: list[tuple[dict, int, int]] = []
+    campaign.phase("candidates:rest", lambda: left.extend(campaign.candidates(first_tiers + rest, plan["margin_s"])))
+    if left:
+        campaign.results["cut"].append(f"{len(left)} candidates not measured (out of time)")
     if campaign.compiler is not None:
         campaign.results["cuda_compile"] = campaign.compiler.stats
     campaign.results["finished"] = True
