@@ -28,10 +28,11 @@ import numpy as np
 import tvm
 
 from .. import targets
+from ..cost_model.bundle import PACKED_NAME as PACKED
+from ..cost_model.ranking import rank
 from ..dataflow_graph.choices import enumerate_candidates
 from ..frontend import from_onnx
-from ..tuning import collect_regions, rank
-from ..cost_model.bundle import PACKED_NAME as PACKED
+from ..tuning import collect_regions
 from . import build, ingest, runner
 
 MIB = 1 << 20
