@@ -13,7 +13,7 @@ from typing import Any
 
 from ..benchmark import report
 from ..cost_model.records import Record
-from ..cost_model.retrain import retrain
+from ..cost_model import retrain
 from ..tuning import ingest_tuning_bundle
 from . import runner
 
@@ -167,10 +167,10 @@ def ingest(directory: Path, out: Path, readme: Path | None, records: Path | None
     records = records or out / "records.jsonl"
     new = ingest_records(directory, manifest, records)
     log(f"{len(new)} records appended to {records}")
-    trained = None
+    trained = False
     if new:
         model = model or out / "cost_model.json"
-        trained = retrain([str(records)], str(model), log=log)
+        trained = retrain.main(["--records", str(records), "--out", str(model)]) == 0
     table = rows(directory, manifest, results)
     body = markdown(manifest, results, table)
     (out / "results.json").write_text(json.dumps({"manifest": {k: v for k, v in manifest.items() if k != "cases"},
