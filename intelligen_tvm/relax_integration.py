@@ -129,13 +129,13 @@ class RegionSelector:
         return concat_programs(parts, inputs, outputs)
 
     def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
-        stages = self._stages(calls)
-        reason = compute_bound_reason(stages)
-        if reason:
-            raise Unsupported(reason)
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
+            stages = self._stages(calls)
+            reason = compute_bound_reason(stages)
+            if reason:
+                raise Unsupported(reason)
             return lower_region(stages, name, self.target, emit=name != "trial",
                                 choose=choose or self.trial_choose)
         except Unsupported:

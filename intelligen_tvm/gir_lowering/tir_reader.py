@@ -130,8 +130,17 @@ def _root_alloc_buffers(func: tirx.PrimFunc) -> list:
     return []
 
 
+def _static_extent(e, what: str) -> int:
+    """A shape or loop extent as an int; a symbolic one (ONNX dim_param, a shape computed from
+    an input tensor) is refused with a reason rather than crashing."""
+    if isinstance(e, tirx.IntImm):
+        return int(e.value)
+    raise Unsupported(f"symbolic shape: {what} has extent {e}")
+
+
 def _buffer(name: str, var) -> Buffer:
-    return Buffer(name, tuple(int(s) for s in var.ty.shape), str(var.ty.dtype))
+    shape = tuple(_static_extent(s, f"buffer {var.name}") for s in var.ty.shape)
+    return Buffer(name, shape, str(var.ty.dtype))
 
 
 def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> StageProgram:
@@ -173,7 +182,7 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
     var_map: dict[object, Expr] = {}
     spatial, reduce = [], []
     for iv in block.iter_vars:
-        extent = int(iv.dom.extent)
+        extent = _static_extent(iv.dom.extent, f"block {block.name_hint} axis {iv.var.name}")
         name = f"{prefix}{block.name_hint}.{iv.var.name}"
         # Extent-1 axes carry no data: they index 0 (keepdims, broadcasting size-1 dims).
         var_map[iv.var] = Const("int32", 0) if extent == 1 else Var("int32", name)
@@ -207,6 +216,9 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
         raise Unsupported(f"block {block.name_hint} is not a sum/max/min/prod reduction")
     a, b = value.args
     operand = b if a == self_load else a
+    if not reduce:
+        # Every reduced axis has extent 1 (a sum over a kept size-1 dim): one combine with init.
+        return Stage(prefix + block.name_hint, out, tuple(spatial), (), Call(value.dtype, value.op, (init, operand)))
     return Stage(prefix + block.name_hint, out, tuple(spatial), tuple(reduce), operand,
                  _COMBINERS[value.op], init)
 
