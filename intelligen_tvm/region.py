@@ -15,6 +15,7 @@ from .dataflow_graph.plan import HardwareModel, plan_kernel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Load, Program, slice_footprint
+from .gir.symbolic import is_symbolic, symbols_of
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram, Unsupported
@@ -44,6 +45,11 @@ class LoweredRegion:
     @property
     def kernel(self) -> Kernel:
         return self.chosen
+
+    @property
+    def symbols(self) -> dict[str, int]:
+        """Symbolic dimensions of the region and the sizes it was planned (and counted) at."""
+        return symbols_of(d for b in self.naive.buffers.values() for d in b.shape)
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
@@ -79,6 +85,20 @@ def region_fingerprint(kernel: Kernel, shell: Program) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _check_symbolic(kernel: Kernel, stages: StageProgram, kind: str) -> None:
+    """What symbolic dimensions we plan: outer (row-count) axes of any extent.  A row whose
+    length is symbolic would have to stream (never be held on chip unbounded): refused for
+    now, as is the BANG hook, which plans static shapes."""
+    sym = symbols_of(d for b in stages.buffers.values() for d in b.shape)
+    if not sym:
+        return
+    if kind in targets.EXTERNAL_KINDS:
+        raise Unsupported(f"symbolic shape ({', '.join(sym)}): the {kind} backend plans static shapes only")
+    rows = [a.extent for a in kernel.row if is_symbolic(a.extent)]
+    if rows:
+        raise Unsupported(f"symbolic shape: row length {rows[0]} is symbolic (a streamed symbolic row is not planned yet)")
+
+
 def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
                  choose: Chooser = default_choice, hw: HardwareModel | None = None) -> LoweredRegion:
     """Raises `Unsupported` with the reason when the region cannot be taken.
@@ -95,6 +115,7 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
     hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
+    _check_symbolic(fused, stages, targets.target_kind(target))
     ideal = ideal_dram_bytes(fused, naive)
     rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs)
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from ..gir import expr as E
 from ..gir.program import (Identity, Instr, Kernel, Level, Load, Program, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
+from ..gir.symbolic import is_symbolic
 from ..gir_lowering.tir_reader import Unsupported
 from .single_pass import single_pass_statistics
 from .transpose_tile import stage_through_sram, transposed_axis
@@ -194,7 +195,7 @@ def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStra
 def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) -> ParallelStrategy:
     outer = numel(a.extent for a in kernel.outer)
     threads = units * hw.lanes_per_unit
-    groups = max(1, -(-outer // (threads * vector)))
+    groups = -(-outer // (threads * vector)) or 1   # not max(): a symbolic count must stay symbolic
     return ParallelStrategy("flat", groups, units, hw.lanes_per_unit, 1, threads, vector, 1, 1, outer, 1)
 
 
@@ -234,7 +235,10 @@ def splittable(kernel: Kernel) -> bool:
     more sweep.  Deeper regions (softmax's max then sum, layer norm's mean then variance)
     are refused: every further level would need its own partial and finishing launches and
     one more DRAM sweep of the row.  So are online sums, whose partials would need rescaling
-    by their groups' maxima."""
+    by their groups' maxima, and a symbolic row count (its DRAM workspaces would be sized at
+    run time)."""
+    if is_symbolic(numel(a.extent for a in kernel.outer)):
+        return False
     levels = [p for p in stream_passes(kernel)[1] if p.reduces]
     return len(levels) == 1 and all(r.op in SPLIT_OPS and r.shift is None for r in levels[0].reduces)
 

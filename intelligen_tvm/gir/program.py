@@ -254,9 +254,10 @@ def _value_refs(expr: Expr) -> list[ValueRef]:
 
 
 def numel(shape: Iterable[int]) -> int:
+    """Element count; a symbolic extent keeps it symbolic (see symbolic.py)."""
     n = 1
     for s in shape:
-        n *= int(s)
+        n = n * s
     return n
 
 

@@ -8,6 +8,8 @@ softmax, norms, GELU and friends without a per-op table.
 
 from __future__ import annotations
 
+import keyword
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import tvm
@@ -16,6 +18,7 @@ from tvm.s_tir import SBlock, SBlockRealize
 
 from ..gir.expr import UNARY_OPS, Call, Const, Expr, Load, Var
 from ..gir.program import Buffer
+from ..gir.symbolic import DEFAULT_HINT, SymInt
 
 
 class Unsupported(Exception):
@@ -67,7 +70,8 @@ class _ExprReader:
         if isinstance(e, tvm.ir.expr.Var):
             if e in self.var_names:
                 return self.var_names[e]
-            raise Unsupported(f"free variable {e} in block body")
+            raise Unsupported(f"symbolic shape: index arithmetic on {e}" if str(e.ty).startswith("int")
+                              else f"free variable {e} in block body")
         if isinstance(e, (tirx.IntImm, tirx.FloatImm)):
             value = e.value
             if dtype.startswith("int") or dtype.startswith("uint"):
@@ -130,25 +134,36 @@ def _root_alloc_buffers(func: tirx.PrimFunc) -> list:
     return []
 
 
-def _static_extent(e, what: str) -> int:
-    """A shape or loop extent as an int; a symbolic one (ONNX dim_param, a shape computed from
-    an input tensor) is refused with a reason rather than crashing."""
+def _extent(e, what: str, hints: Mapping[str, int]) -> int:
+    """A shape or loop extent: an int, or a `SymInt` for a symbol (ONNX dim_param, Relax
+    R.Tensor(("n", 768))) or a product of symbols, planned at its hint.  Symbols are matched
+    by name across the PrimFuncs of a region (LegalizeOps keeps the Relax names).  Any other
+    run-time extent is refused with a reason."""
     if isinstance(e, tirx.IntImm):
         return int(e.value)
+    if isinstance(e, tvm.ir.expr.Var) and str(e.ty).startswith("int"):
+        if not e.name.isidentifier() or keyword.iskeyword(e.name):
+            raise Unsupported(f"symbolic shape: {what} has a symbol named {e.name!r}, not an identifier")
+        return SymInt(e.name, hints.get(e.name, DEFAULT_HINT))
+    if isinstance(e, tirx.Mul):
+        return _extent(e.a, what, hints) * _extent(e.b, what, hints)
     raise Unsupported(f"symbolic shape: {what} has extent {e}")
 
 
-def _buffer(name: str, var) -> Buffer:
-    shape = tuple(_static_extent(s, f"buffer {var.name}") for s in var.ty.shape)
+def _buffer(name: str, var, hints: Mapping[str, int]) -> Buffer:
+    shape = tuple(_extent(s, f"buffer {var.name}", hints) for s in var.ty.shape)
     return Buffer(name, shape, str(var.ty.dtype))
 
 
-def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> StageProgram:
+def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str,
+                   hints: Mapping[str, int] | None = None) -> StageProgram:
     """Read one PrimFunc whose parameters are called `arg_names` (inputs..., outputs...).
 
     Internal buffers are renamed `prefix + name` so that several functions of one region
-    can be concatenated without clashes.
+    can be concatenated without clashes.  `hints` gives symbolic dimensions their
+    representative sizes (DEFAULT_HINT otherwise).
     """
+    hints = hints or {}
     buffer_names: dict[object, str] = {}
     buffers: dict[str, Buffer] = {}
     params = list(func.params)
@@ -156,14 +171,14 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> St
         raise Unsupported("PrimFunc has non-buffer parameters")
     for buf, name in zip(params, arg_names):
         buffer_names[buf] = name
-        buffers[name] = _buffer(name, buf)
+        buffers[name] = _buffer(name, buf, hints)
     for n, buf in enumerate(_root_alloc_buffers(func)):
         # Intermediate names repeat (legalized GELU allocates several "T_multiply").
         name = f"{prefix}{buf.name}" if f"{prefix}{buf.name}" not in buffers else f"{prefix}{buf.name}_{n}"
         buffer_names[buf] = name
-        buffers[name] = _buffer(name, buf)
+        buffers[name] = _buffer(name, buf, hints)
 
-    stages = [_read_block(r, buffer_names, f"{prefix}{n}_") for n, r in enumerate(_block_realizes(func.body))]
+    stages = [_read_block(r, buffer_names, f"{prefix}{n}_", hints) for n, r in enumerate(_block_realizes(func.body))]
     written = {s.out for s in stages}
     n_out = len(arg_names) - sum(1 for name in arg_names if name not in written)
     outputs = [n for n in arg_names if n in written]
@@ -173,7 +188,7 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> St
     return StageProgram(stages, buffers, inputs, outputs)
 
 
-def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
+def _read_block(realize: SBlockRealize, buffer_names, prefix: str, hints: Mapping[str, int]) -> Stage:
     block = realize.block
     if not (isinstance(realize.predicate, tirx.IntImm) and int(realize.predicate.value) == 1):
         raise Unsupported(f"block {block.name_hint} has a predicate")
@@ -182,7 +197,7 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
     var_map: dict[object, Expr] = {}
     spatial, reduce = [], []
     for iv in block.iter_vars:
-        extent = _static_extent(iv.dom.extent, f"block {block.name_hint} axis {iv.var.name}")
+        extent = _extent(iv.dom.extent, f"block {block.name_hint} axis {iv.var.name}", hints)
         name = f"{prefix}{block.name_hint}.{iv.var.name}"
         # Extent-1 axes carry no data: they index 0 (keepdims, broadcasting size-1 dims).
         var_map[iv.var] = Const("int32", 0) if extent == 1 else Var("int32", name)

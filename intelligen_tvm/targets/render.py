@@ -18,8 +18,12 @@ from typing import Protocol
 from ..dataflow_graph.plan import ParallelStrategy, stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
+from ..gir.symbolic import symbols_of
+from ..gir_lowering.tir_reader import Unsupported
 
 SYNC = object()   # marker between phases
+# Names the generated code defines (loop variables, registers, buffers): a symbol may not be one.
+RENDERER_NAMES = r"[gulvcwkjT]|st|t\d+.*|b_.*|h_.*|sred\d+"
 
 
 class Dialect(Protocol):
@@ -393,10 +397,20 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
     """One PrimFunc: the region's inputs and outputs are its parameters, other DRAM buffers
     (workspaces between kernels) its global allocations, its kernels launched in order."""
     params = [*program.inputs, *program.outputs]
-    sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
-                    for b in params)
+    symbols = symbols_of(d for b in params for d in program.buffers[b].shape)
+    clash = [s for s in symbols if re.fullmatch(RENDERER_NAMES, s)]
+    if clash:
+        raise Unsupported(f"symbolic shape: symbol {clash[0]} clashes with a name of the generated code")
+    if symbols:   # shapes bound at run time: handles matched to buffers over the symbols
+        sig = ", ".join(f"h_{safe_name(b)}: T.handle" for b in params)
+    else:
+        sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
+                        for b in params)
     lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
              f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
+    lines += [f"    {name} = T.int64()" for name in symbols]
+    lines += [f'    {safe_name(b)} = T.match_buffer(h_{safe_name(b)}, {shape_text(program.buffers[b].shape)}, '
+              f'"{program.buffers[b].dtype}")' for b in params if symbols]
     # A root block keeps Relax analyses that expect S-TIR (e.g. has_reshape_pattern) happy.
     lines.append('    with T.sblock("root"):')
     moved = {ins.dst.buffer if isinstance(ins, Store) else ins.src.buffer
