@@ -19,7 +19,8 @@ from tvm.relax.frontend.onnx import from_onnx
 import intelligen_tvm
 from intelligen_tvm import testing
 from intelligen_tvm.gir.symbolic import DEFAULT_HINT
-from intelligen_tvm.gir_lowering.tir_reader import Unsupported, read_prim_func
+from intelligen_tvm.gir.errors import Unsupported
+from intelligen_tvm.gir_lowering.tir_reader import read_prim_func
 
 from tests.helpers import check_nvcc_compiles, relax_module, single_prim_func
 
