@@ -88,17 +88,13 @@ def region_fingerprint(kernel: Kernel, shell: Program) -> str:
 
 
 def _check_symbolic(kernel: Kernel, stages: StageProgram, kind: str) -> None:
-    """What symbolic dimensions we plan: outer (row-count) axes of any extent.  A row whose
-    length is symbolic would have to stream (never be held on chip unbounded): refused for
-    now, as is the BANG hook, which plans static shapes."""
+    """Symbolic dimensions are planned by the TIR backends (a row of symbolic length always
+    streams: verify() refuses it on chip); the BANG hook plans static shapes only."""
     sym = symbols_of(d for b in stages.buffers.values() for d in b.shape)
     if not sym:
         return
     if kind in targets.EXTERNAL_KINDS:
         raise Unsupported(f"symbolic shape ({', '.join(sym)}): the {kind} backend plans static shapes only")
-    rows = [a.extent for a in kernel.row if is_symbolic(a.extent)]
-    if rows:
-        raise Unsupported(f"symbolic shape: row length {rows[0]} is symbolic (a streamed symbolic row is not planned yet)")
 
 
 def lower_region(stages: StageProgram, name: str, target, emit: bool = True,

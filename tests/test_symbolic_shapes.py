@@ -99,28 +99,49 @@ def _head_transpose() -> onnx.ModelProto:
         [("x", ["batch", "seq", 12, 64])], [("z", ["batch", 12, "seq", 64])])
 
 
-# name, model, input shapes at (batch, seq); sizes include 1 and sizes no vector or tile width divides
+def _masked_attention_softmax() -> onnx.ModelProto:
+    """softmax(scores * 0.125 + mask) with the key length `k` symbolic (renamed k_ in the kernel)."""
+    return _onnx_model(
+        [helper.make_node("Mul", ["s", "scale"], ["ss"]), helper.make_node("Add", ["ss", "mask"], ["sm"]),
+         helper.make_node("Softmax", ["sm"], ["p"], axis=-1)],
+        [("s", ["batch", 12, "q", "k"]), ("mask", ["batch", 1, 1, "k"])], [("p", ["batch", 12, "q", "k"])],
+        [("scale", np.array(0.125, "float32"))])
+
+
+def _attention_inputs(rng, b: int, s: int) -> list[np.ndarray]:
+    mask = np.where(rng.random((b, 1, 1, 3 * s)) < 0.2, -1e4, 0).astype("float32")
+    return [rng.standard_normal((b, 12, s, 3 * s)).astype("float32"), mask]
+
+
+def _normal(shapes):
+    return lambda rng, b, s: [rng.standard_normal(x).astype("float32") for x in shapes(b, s)]
+
+
+# name, model, inputs at (batch, seq), whether the row streams (symbolic row length: re-read per sweep)
 DYNAMIC_MODELS = [
-    ("layer_norm_residual_softmax", _layer_norm_residual_softmax, lambda b, s: [(b, s, 768)] * 2),
-    ("rms_norm_silu", _rms_norm_silu, lambda b, s: [(b * s, 1024)]),
-    ("head_transpose", _head_transpose, lambda b, s: [(b, s, 12, 64)]),
+    ("layer_norm_residual_softmax", _layer_norm_residual_softmax, _normal(lambda b, s: [(b, s, 768)] * 2), False),
+    ("rms_norm_silu", _rms_norm_silu, _normal(lambda b, s: [(b * s, 1024)]), False),
+    ("head_transpose", _head_transpose, _normal(lambda b, s: [(b, s, 12, 64)]), False),
+    ("masked_attention_softmax", _masked_attention_softmax, _attention_inputs, True),
 ]
-SIZES = [(1, 1), (2, 7), (3, 33)]
+SIZES = [(1, 1), (2, 7), (3, 33)]   # 1, and sizes that no vector or tile width divides
 
 
-@pytest.mark.parametrize("name,build,shapes", DYNAMIC_MODELS, ids=[m[0] for m in DYNAMIC_MODELS])
-def test_dynamic_model_compiles_once_and_matches_at_every_size(name, build, shapes, tmp_path):
+@pytest.mark.parametrize("name,build,inputs_at,streams", DYNAMIC_MODELS, ids=[m[0] for m in DYNAMIC_MODELS])
+def test_dynamic_model_compiles_once_and_matches_at_every_size(name, build, inputs_at, streams, tmp_path):
     model = build()
     mod = intelligen_tvm.from_onnx(model)
     (region,) = intelligen_tvm.explain(mod, LLVM)["regions"]
     assert region["handled_by"] == "intelligen", region
-    assert region["dram_bytes_formula"]["planned"] == region["dram_bytes_formula"]["ideal"], region
-    assert set(region["symbols"]) <= {"batch", "seq", "tokens"} and region["symbols"]
+    formula = region["dram_bytes_formula"]
+    assert (formula["planned"] != formula["ideal"]) == streams, region
+    assert region["strategy"]["single_pass"] == streams   # a symbolic row streams, in as few sweeps as it can
+    assert set(region["symbols"]) <= {"batch", "seq", "tokens", "q", "k_"} and region["symbols"]
     executable = testing.build(mod, LLVM, "intelligen")
     rng = np.random.default_rng(0)
     rtol, atol = testing.tolerances(model)
     for batch, seq in SIZES:
-        inputs = [rng.standard_normal(s).astype("float32") for s in shapes(batch, seq)]
+        inputs = inputs_at(rng, batch, seq)
         testing.assert_close(testing.run(executable, tvm.target.Target(LLVM), inputs),
                              testing.reference_outputs(model, inputs), rtol, atol, what=f"{name} at {batch}x{seq}")
     cuda = testing.build(mod, CUDA, "intelligen")
@@ -139,8 +160,8 @@ def test_symbol_hints_set_the_planned_size():
     assert hinted["fingerprint"] == default["fingerprint"]   # one region, whatever size it is planned at
 
 
-def test_symbolic_row_length_falls_back_with_reason():
+def test_strided_row_of_symbolic_length_falls_back_with_reason():
     n = tvm.tirx.Var("n", "int64")
-    mod = relax_module(lambda x: relax.op.nn.softmax(x), [(4, n)])
+    mod = relax_module(lambda x: relax.op.nn.softmax(x, axis=0), [(n, 8)])
     (region,) = intelligen_tvm.explain(mod, LLVM)["regions"]
-    assert region["handled_by"] == "fallback" and "row length n is symbolic" in region["reason"]
+    assert region["handled_by"] == "fallback" and "symbolic length n (column plan)" in region["reason"]

@@ -13,7 +13,16 @@ hint: they are planning decisions, which is what the hint is for.
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_HINT = 128   # representative size of a symbol the user gave no hint for
+# Names the generated TIR defines (loop variables, registers, buffers): a symbol is renamed off them.
+GENERATED_NAMES = re.compile(r"[gulvcwkjT]|st|t\d+.*|b_.*|h_.*|sred\d+")
+
+
+def symbol(name: str, hint: int) -> SymInt:
+    """The extent of the symbol `name` (renamed `name_` if generated code uses that name)."""
+    return SymInt(f"{name}_" if GENERATED_NAMES.fullmatch(name) else name, hint)
 
 
 class SymInt(int):
@@ -53,6 +62,8 @@ class SymInt(int):
         neutral = {"+": 0, "*": 1} if reflected else {"+": 0, "-": 0, "*": 1, "//": 1}
         if not isinstance(other, SymInt) and op in neutral and int(other) == neutral[op]:
             return self
+        if not isinstance(other, SymInt) and op == "%" and not reflected and int(other) == 1:
+            return 0
         a, b = (other, self) if reflected else (self, other)
         symbols = self.symbols | (other.symbols if isinstance(other, SymInt) else frozenset())
         return SymInt(f"({_text(a)} {op} {_text(b)})", value, symbols)

@@ -19,7 +19,7 @@ from tvm.s_tir import SBlock, SBlockRealize
 from ..gir.errors import Unsupported
 from ..gir.expr import Call, Const, Expr, Load, UNARY_OPS, Var
 from ..gir.program import Buffer
-from ..gir.symbolic import DEFAULT_HINT, SymInt
+from ..gir.symbolic import DEFAULT_HINT, symbol
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _extent(e, what: str, hints: Mapping[str, int]) -> int:
     if isinstance(e, tvm.ir.expr.Var) and str(e.ty).startswith("int"):
         if not e.name.isidentifier() or keyword.iskeyword(e.name):
             raise Unsupported(f"symbolic shape: {what} has a symbol named {e.name!r}, not an identifier")
-        return SymInt(e.name, hints.get(e.name, DEFAULT_HINT))
+        return symbol(e.name, hints.get(e.name, DEFAULT_HINT))
     if isinstance(e, tirx.Mul):
         return _extent(e.a, what, hints) * _extent(e.b, what, hints)
     raise Unsupported(f"symbolic shape: {what} has extent {e}")

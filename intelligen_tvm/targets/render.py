@@ -18,13 +18,10 @@ from typing import Protocol
 from ..dataflow_graph.plan import stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
-from ..gir.errors import Unsupported
 from ..gir.strategy import ParallelStrategy, PlanFamily
-from ..gir.symbolic import symbols_of
+from ..gir.symbolic import GENERATED_NAMES, symbols_of
 
 SYNC = object()   # marker between phases
-# Names the generated code defines (loop variables, registers, buffers): a symbol may not be one.
-RENDERER_NAMES = r"[gulvcwkjT]|st|t\d+.*|b_.*|h_.*|sred\d+"
 
 
 class Dialect(Protocol):
@@ -155,7 +152,7 @@ class KernelRenderer:
 
     def _n_base(self, c: str) -> str:
         s = self.s
-        step = f"(st * {s.chunks} + {c})" if s.serial > 1 else c
+        step = f"(st * {s.chunks} + {c})" if s.streams else c
         return f"((({step}) * {s.threads_per_row} + {self._t()}) * {s.vector})"
 
     def _row_valid(self) -> str | None:
@@ -346,11 +343,11 @@ class KernelRenderer:
         for name, val in self.kernel.values.items():
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
         for red in self.kernel.instrs:
-            if isinstance(red, Reduce) and red.shift is not None and s.serial > 1:
+            if isinstance(red, Reduce) and red.shift is not None and s.streams:
                 self.allocs.append(self.d.reg_alloc(f"{red.dst}_prev_max", 1, self.kernel.values[red.dst].dtype, s))
         for buf in self.kernel.local_buffers.values():
             self.allocs.append(self.d.sram_alloc(buf.name, numel(buf.shape), buf.dtype))
-        if s.serial > 1:
+        if s.streams:
             self._render_streaming()
         else:
             for ins in self.kernel.instrs:
@@ -399,9 +396,7 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
     (workspaces between kernels) its global allocations, its kernels launched in order."""
     params = [*program.inputs, *program.outputs]
     symbols = symbols_of(d for b in params for d in program.buffers[b].shape)
-    clash = [s for s in symbols if re.fullmatch(RENDERER_NAMES, s)]
-    if clash:
-        raise Unsupported(f"symbolic shape: symbol {clash[0]} clashes with a name of the generated code")
+    assert not any(GENERATED_NAMES.fullmatch(s) for s in symbols), symbols   # symbolic.symbol() renames them
     if symbols:   # shapes bound at run time: handles matched to buffers over the symbols
         sig = ", ".join(f"h_{safe_name(b)}: T.handle" for b in params)
     else:
