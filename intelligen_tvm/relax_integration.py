@@ -21,6 +21,7 @@ from tvm import relax
 from . import targets
 from .gir.errors import Unsupported
 from .gir.program import numel
+from .gir.symbolic import is_symbolic
 from .gir_lowering.tir_reader import StageProgram, concat_programs, read_prim_func
 from .region import Chooser, LoweredRegion, default_choice, lower_region
 
@@ -302,11 +303,13 @@ def region_report(name: str, region: Region) -> dict:
     report = {
         "name": name, "ops": region.ops, "handled_by": "intelligen",
         **{f"dram_bytes_{k}": int(v) for k, v in counts.items()}, "kernels": len(lw.optimized.kernels),
-        "strategy": lw.kernel.strategy.describe(), "fingerprint": lw.fingerprint,
+        "strategy": {k: int(v) if is_symbolic(v) else v for k, v in lw.kernel.strategy.describe().items()},
+        "fingerprint": lw.fingerprint,
     }
-    if lw.symbols:   # bytes above are at these sizes; the formulas hold for every size
+    if lw.symbols:   # bytes and groups above are at these sizes; the formulas hold for every size
         report["symbols"] = lw.symbols
         report["dram_bytes_formula"] = {k: _formula(v) for k, v in counts.items()}
+        report["groups_formula"] = str(lw.kernel.strategy.groups)
     return report
 
 
