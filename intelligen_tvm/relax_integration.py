@@ -114,6 +114,7 @@ class RegionSelector:
         self.outside_uses = outside_uses   # hashes of vars used after the block
 
     def _stages(self, calls: list[CallSite]) -> StageProgram:
+        _check_symbols_unique([e for c in calls for e in (*c.args, c.var)])
         parts = []
         produced = {c.var.__hash__() for c in calls}
         for n, c in enumerate(calls):
@@ -203,6 +204,18 @@ class RegionSelector:
             regions.append(region)
             owner[i] = region
         return [r for r in regions if r.calls]
+
+
+def _check_symbols_unique(exprs: list) -> None:
+    """The kernels of a region match symbols by name: a name must stand for one Relax
+    shape variable across the region's tensors."""
+    seen: dict[str, object] = {}
+    for e in exprs:
+        shape = getattr(e.ty, "shape", None) if isinstance(e.ty, relax.TensorType) else None
+        for dim in getattr(shape, "values", None) or ():
+            for v in tvm.tirx.analysis.undefined_vars(dim) if not isinstance(dim, tvm.tirx.IntImm) else ():
+                if not seen.setdefault(v.name, v).same_as(v):
+                    raise Unsupported(f"symbolic shape: two different symbols named {v.name}")
 
 
 def _used_vars(expr) -> list[int]:

@@ -27,8 +27,9 @@ from tests.helpers import check_nvcc_compiles, relax_module, single_prim_func
 LLVM = {"kind": "llvm"}
 CUDA = {"kind": "cuda", "arch": "sm_90"}
 
-SHAPE_INPUT_CASES = ["test_squeeze", "test_slice", "test_slice_neg_steps", "test_unsqueeze_two_axes",
-                     "test_expand_dim_unchanged"]
+# (test_expand_dim_changed is left out: TVM's own pipeline gives a wrong shape for it too)
+SHAPE_INPUT_CASES = ["test_squeeze", "test_slice", "test_slice_default_axes", "test_slice_neg_steps",
+                     "test_unsqueeze_axis_0", "test_unsqueeze_two_axes", "test_expand_dim_unchanged"]
 
 
 @functools.cache
@@ -47,6 +48,7 @@ def test_shape_from_input_compiles_and_matches(name):
     mod = from_onnx(case.model, keep_params_in_input=False)
     regions = intelligen_tvm.explain(mod, {"kind": "llvm"})["regions"]
     assert all(r["handled_by"] == "intelligen" or r["reason"] for r in regions), regions
+    assert not any("lowering failed" in r.get("reason", "") for r in regions), regions   # no internal error
     ex = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}), relax_pipeline="intelligen")
     vm = relax.VirtualMachine(ex, tvm.cpu())
     inputs, expected = case.data_sets[0]

@@ -104,7 +104,8 @@ class Load(Instr):
 
     @property
     def reads(self) -> tuple[str, ...]:
-        return tuple(e.value for i in self.src.index for e in _value_refs(i))
+        guard = () if self.src.predicate is None else (self.src.predicate,)
+        return tuple(e.value for i in (*self.src.index, *guard) for e in _value_refs(i))
 
 
 @dataclass(frozen=True)

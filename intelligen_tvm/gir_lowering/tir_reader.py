@@ -66,7 +66,8 @@ class _ExprReader:
         sub = lambda x: self(x, index)  # noqa: E731
         if isinstance(e, tvm.ir.expr.Var):
             if e in self.var_names:
-                return self.var_names[e]
+                axis = self.var_names[e]   # int32 in GIR; as data (iota, a mask from positions) it keeps its type
+                return axis if axis.dtype == dtype else Call(dtype, "cast", (axis,))
             raise Unsupported(f"symbolic shape: index arithmetic on {e}" if str(e.ty).startswith("int")
                               else f"free variable {e} in block body")
         if isinstance(e, (tirx.IntImm, tirx.FloatImm)):
@@ -78,7 +79,9 @@ class _ExprReader:
             name = self.buffer_names.get(e.source)
             if name is None:
                 raise Unsupported(f"load from unknown buffer {e.source.name}")
-            return Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
+            ld = Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
+            # A gathered position (int64 data) joins int32 index arithmetic as int32.
+            return Call(dtype, "cast", (ld,)) if index and ld.dtype != dtype else ld
         if type(e) in _BINARY:
             return Call(dtype, _BINARY[type(e)], (sub(e.a), sub(e.b)))
         if isinstance(e, tirx.Not):
@@ -147,6 +150,17 @@ def _extent(e, what: str, hints: Mapping[str, int]) -> int:
     raise Unsupported(f"symbolic shape: {what} has extent {e}")
 
 
+def _check_symbols_unique(func: tirx.PrimFunc) -> None:
+    """Symbols are matched by name: two different shape variables of one name (a dynamic
+    slice's output dims) must not become one."""
+    seen: dict[str, object] = {}
+    for p in func.params:
+        for dim in p.ty.shape:
+            for v in tvm.tirx.analysis.undefined_vars(dim) if not isinstance(dim, tirx.IntImm) else ():
+                if not seen.setdefault(v.name, v).same_as(v):
+                    raise Unsupported(f"symbolic shape: two different symbols named {v.name}")
+
+
 def _buffer(name: str, var, hints: Mapping[str, int]) -> Buffer:
     shape = tuple(_extent(s, f"buffer {var.name}", hints) for s in var.ty.shape)
     return Buffer(name, shape, str(var.ty.dtype))
@@ -161,6 +175,7 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str,
     representative sizes (DEFAULT_HINT otherwise).
     """
     hints = hints or {}
+    _check_symbols_unique(func)
     buffer_names: dict[object, str] = {}
     buffers: dict[str, Buffer] = {}
     params = list(func.params)

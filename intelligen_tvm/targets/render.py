@@ -186,14 +186,19 @@ class KernelRenderer:
         return out | _coords(rest, f"(g // {na * nb})")
 
     def _axis_text(self) -> dict[str, str]:
+        """Region axes as int32 (GIR index arithmetic is int32): with symbolic extents the
+        coordinates are computed in int64 (the shape variables' type) and cast back."""
         s = self.s
         if s.kind is PlanFamily.TILE:
-            return self._tile_axis_text()
-        if s.kind is PlanFamily.FLAT:
-            return _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
-        out = _coords(self.kernel.outer, self._row())
-        if self.kernel.row:
-            out |= _coords(self.kernel.row, self._n_base("c"), "v" if s.vector > 1 else "")
+            out = self._tile_axis_text()
+        elif s.kind is PlanFamily.FLAT:
+            out = _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
+        else:
+            out = _coords(self.kernel.outer, self._row())
+            if self.kernel.row:
+                out |= _coords(self.kernel.row, self._n_base("c"), "v" if s.vector > 1 else "")
+        if symbols_of(self.kernel.axes.values()):
+            out = {name: f'T.Cast("int32", {text})' for name, text in out.items()}
         return out
 
     # ---- values ----------------------------------------------------------------------
@@ -251,7 +256,10 @@ class KernelRenderer:
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
             line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
             vec = val.dtype != "bool"
-            self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
+            # Lanes past the end hold no data: an integer division there may divide by zero (a trap on a CPU).
+            traps = ins.op in ("div", "floordiv", "floormod") and not val.dtype.startswith("float")
+            conds = [self._row_valid(), self._n_valid("c") if self._is_row(ins.dst) else None] if traps else []
+            self._emit(self._row_loop([line], vec, conds) if self._is_row(ins.dst) else self._guard(conds, [line]))
         elif isinstance(ins, Reduce):
             self._reduce(ins)
         else:
