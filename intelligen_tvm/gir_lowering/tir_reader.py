@@ -175,12 +175,12 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str,
     representative sizes (DEFAULT_HINT otherwise).
     """
     hints = hints or {}
-    _check_symbols_unique(func)
     buffer_names: dict[object, str] = {}
     buffers: dict[str, Buffer] = {}
     params = list(func.params)
     if len(params) != len(arg_names) or not all(isinstance(p.ty, tirx.BufferType) for p in params):
         raise Unsupported("PrimFunc has non-buffer parameters")
+    _check_symbols_unique(func)
     for buf, name in zip(params, arg_names):
         buffer_names[buf] = name
         buffers[name] = _buffer(name, buf, hints)
