@@ -183,6 +183,8 @@ class RecordChooser:
         return default_choice(kernel, shell, hw)
 
 
-def pipeline(records: str | None = None, model=None, prior: bool = False) -> tvm.transform.Pass:
-    """The "intelligen" relax pipeline, choosing plans from `records` / `model` / the prior."""
-    return intelligen_pipeline(RecordChooser(records, model, prior=prior))
+def pipeline(records: str | None = None, model=None, prior: bool = False,
+             symbol_hints: dict[str, int] | None = None) -> tvm.transform.Pass:
+    """The "intelligen" relax pipeline, choosing plans from `records` / `model` / the prior;
+    symbolic dimensions are planned at `symbol_hints` (by symbol name)."""
+    return intelligen_pipeline(RecordChooser(records, model, prior=prior), symbol_hints)

@@ -22,6 +22,7 @@ from itertools import product
 from ..gir.errors import Unsupported, VerifyError
 from ..gir.hardware import HardwareModel
 from ..gir.program import Kernel, Program, numel
+from ..gir.symbolic import is_symbolic
 from ..gir.strategy import ParallelStrategy, PlanFamily
 from ..gir.verify import verify
 from .plan import (column_strategy, flat_strategy, plan_family, row_strategy, split_row_strategy, splittable,
@@ -46,7 +47,7 @@ def _row_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]
         n *= a.extent
     lanes = hw.lanes_per_unit
     out = []
-    for t, vec, rpg in product(ROW_THREADS, VECTORS, ROWS_PER_GROUP):
+    for t, vec, rpg in product(ROW_THREADS, VECTORS, ROWS_PER_GROUP) if not is_symbolic(n) else ():
         if kernel.row[-1].extent % vec or t * vec > 2 * n:
             continue   # the vector must not cross the row; most lanes must have work
         if (t < lanes and (rpg * t) % lanes) or (t > lanes and rpg != 1) or t % min(t, lanes):
@@ -59,7 +60,7 @@ def _row_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]
 
 def _with_single_pass_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]:
     """Each streamed strategy also with online statistics (kept where the region allows it)."""
-    return found + [replace(s, single_pass=True) for s in found if s.serial > 1]
+    return found + [replace(s, single_pass=True) for s in found if s.streams]
 
 
 def _split_strategies(kernel: Kernel, hw: HardwareModel, n: int) -> list[ParallelStrategy]:
@@ -81,6 +82,8 @@ def _with_unroll_choice(found: list[ParallelStrategy]) -> list[ParallelStrategy]
 def _column_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy]:
     """Streamed (several serial steps) or held on chip (one step: `chunks` covers the row)."""
     n = numel(a.extent for a in kernel.row)
+    if is_symbolic(n):   # a strided row of symbolic length: not planned (see plan._default_column)
+        return []
     out = [column_strategy(kernel, hw, u, c) for u, c in product(COLUMN_UNITS, COLUMN_CHUNKS)]
     out += [column_strategy(kernel, hw, u, -(-n // u)) for u in COLUMN_UNITS
             if -(-n // u) not in COLUMN_CHUNKS and -(-n // u) <= hw.reg_elems_per_lane]

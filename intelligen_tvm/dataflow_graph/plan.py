@@ -26,6 +26,7 @@ from ..gir.program import (Kernel, Level, Load, Program, Reduce, Scope, dtype_by
                            slice_footprint)
 from ..gir.strategy import ParallelStrategy, PlanFamily
 from ..gir.sweeps import stream_passes
+from ..gir.symbolic import is_symbolic
 from .single_pass import single_pass_statistics
 from .transpose_tile import stage_through_sram, transposed_axis
 
@@ -79,7 +80,7 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
         scope = Scope.GROUP
     instrs = [replace(i, scope=scope) if isinstance(i, Reduce) else i for i in kernel.instrs]
     kernel = replace(kernel, instrs=instrs, strategy=strategy)
-    streams = strategy.serial > 1 or strategy.kind is PlanFamily.SPLIT_ROW
+    streams = strategy.streams or strategy.kind is PlanFamily.SPLIT_ROW
     return replace(kernel, sweeps=stream_passes(kernel) if streams else None)
 
 
@@ -103,10 +104,10 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         while vec > 1 and n < t * vec:
             vec //= 2
         strategy = row_strategy(kernel, hw, t, vec, 4 if t == lanes else 1)
-        if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
+        if is_symbolic(n) or strategy.per_lane > hw.reg_elems_per_lane:   # too long (or unbounded) to hold: stream it
             strategy = row_strategy(kernel, hw, t, vec, 1, chunks=DEFAULT_STREAM_CHUNKS)
         strategy = _default_split(kernel, hw, vec) or strategy
-    if strategy.kind is not PlanFamily.SPLIT_ROW and strategy.serial > 1:   # streamed: as few sweeps as the statistics allow
+    if strategy.kind is not PlanFamily.SPLIT_ROW and strategy.streams:   # streamed: as few sweeps as the statistics allow
         try:
             return with_strategy(kernel, replace(strategy, single_pass=True), hw)
         except Unsupported:
@@ -119,6 +120,8 @@ def _default_column(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelSt
     (at least the default) as the register budget allows; otherwise stream it (one sweep
     per reduction level)."""
     n = numel(a.extent for a in kernel.row)
+    if is_symbolic(n):
+        raise Unsupported(f"symbolic shape: a strided row of symbolic length {n} (column plan) is not planned")
     if len(stream_passes(kernel).passes) == 1 or n > hw.max_threads_per_group // hw.lanes_per_unit * hw.reg_elems_per_lane:
         return column_strategy(kernel, hw, units, chunks=4)
     units = next(u for u in range(units, max(units, n) + 1) if -(-n // u) <= hw.reg_elems_per_lane)
@@ -140,7 +143,7 @@ def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStra
 def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) -> ParallelStrategy:
     outer = numel(a.extent for a in kernel.outer)
     threads = units * hw.lanes_per_unit
-    groups = max(1, -(-outer // (threads * vector)))
+    groups = -(-outer // (threads * vector)) or 1   # not max(): a symbolic count must stay symbolic
     return ParallelStrategy(PlanFamily.FLAT, groups, units, hw.lanes_per_unit, 1, threads, vector, 1, 1, outer, 1)
 
 
@@ -180,7 +183,10 @@ def splittable(kernel: Kernel) -> bool:
     more sweep.  Deeper regions (softmax's max then sum, layer norm's mean then variance)
     are refused: every further level would need its own partial and finishing launches and
     one more DRAM sweep of the row.  So are online sums, whose partials would need rescaling
-    by their groups' maxima."""
+    by their groups' maxima, and symbolic extents (the workspaces and the split would be
+    sized at run time)."""
+    if is_symbolic(numel(a.extent for a in (*kernel.outer, *kernel.row))):
+        return False
     levels = [p for p in stream_passes(kernel).passes if p.reduces]
     return len(levels) == 1 and all(r.op in SPLIT_OPS and r.shift is None for r in levels[0].reduces)
 
@@ -224,7 +230,7 @@ def planned_dram_bytes(kernel: Kernel, buffers) -> int:
     """DRAM bytes of a planned kernel: a streamed row re-reads its loads in every sweep."""
     assert kernel.strategy is None or kernel.strategy.kind is not PlanFamily.SPLIT_ROW, "count the phases of a split row"
     total = kernel_dram_bytes(kernel, buffers)
-    if kernel.strategy is None or kernel.strategy.serial == 1:
+    if kernel.strategy is None or not kernel.strategy.streams:
         return total
     loads = [i for p in kernel.sweeps.passes for i in p.sweep if isinstance(i, Load) and i.level is Level.DRAM]
     once = {id(i): i for i in loads}
