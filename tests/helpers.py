@@ -92,16 +92,20 @@ def suite_region(name: str, small: bool = True, target_kind: str = "llvm", seed:
 
     Returns (stage_program, feed, expected): `feed` maps every region input (graph inputs and
     baked-in weights) to an array, `expected` maps the region output to the ONNX reference."""
+    inputs = suite.make_inputs(suite.get_case(name), np.random.default_rng(seed), small=small)
+    return model_region(suite_model(name, small), inputs, target_kind)
+
+
+def model_region(model: onnx.ModelProto, inputs: Sequence[np.ndarray], target_kind: str = "llvm"):
+    """`suite_region` for any one-region model and its graph inputs."""
     from intelligen_tvm.relax_integration import RegionSelector, prepare
     from intelligen_tvm.testing import input_names, reference_outputs
 
-    model = suite_model(name, small)
     mod = prepare(intelligen_tvm.from_onnx(model))
     selector = RegionSelector.for_block(mod, mod["main"], 0, target_kind)
     regions = [r for r in selector.select() if r.lowered is not None]
     assert len(regions) == 1, [r.ops for r in regions]
     sp = regions[0].lowered.stage_program
-    inputs = suite.make_inputs(suite.get_case(name), np.random.default_rng(seed), small=small)
     by_name = dict(zip(input_names(model), inputs))
     feed = {}
     for n in sp.inputs:

@@ -35,6 +35,20 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "flo
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
 
+# Ops a T.vectorized loop may compute: TVM 0.27's CUDA codegen prints their vector form lane by
+# lane inside a scope of its own.  Every other vector op (an extern call such as powf or expf, a
+# cast, a select) it prints by binding each vector operand to an SSA temporary of the enclosing
+# scope (`float4 v_ = t0_ptr[0];`) that stays live after the statement, so a later read of the
+# same register text reuses the stale temporary once the register was updated in place (TVM's
+# StorageRewrite reuses a dead register in place): those ops are computed lane by lane.  Bool
+# values never live in vector registers either (a bool vector is read as ushortN/ucharN).
+_VECTOR_OPS = frozenset({"add", "sub", "mul", "div", "max", "min", "neg"})
+
+
+def vector_safe(op: str, dtypes: list[str]) -> bool:
+    """Whether a T.vectorized loop may compute `op` on values of `dtypes` (result and args)."""
+    return op in _VECTOR_OPS and "bool" not in dtypes
+
 
 def combine_text(op: str, a: str, b: str) -> str:
     return _COMBINE[op].format(a=a, b=b)
@@ -243,7 +257,8 @@ class KernelRenderer:
             val = self.kernel.values[ins.dst]
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
             line = f"{self._ref(ins.dst, self._elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
-            vec = val.dtype != "bool"
+            dtypes = [val.dtype] + [self.kernel.values[a].dtype if isinstance(a, str) else a.dtype for a in ins.args]
+            vec = vector_safe(ins.op, dtypes)
             self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
         elif isinstance(ins, Reduce):
             self._reduce(ins)
