@@ -36,7 +36,7 @@ from ..gir.errors import Unsupported
 from ..gir.hardware import HardwareModel
 from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, StreamPass, Sweeps, dtype_bytes, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
-from .plan import plan_family
+from .families import family_of
 from .transpose_tile import stage_through_sram, transposed_axis
 
 
@@ -295,7 +295,7 @@ def _rows_per_task(outer: int, hw: CpuModel, per_core: int) -> int:
 def cpu_family(kernel: Kernel, buffers, hw: CpuModel) -> str:
     """row / column / flat as on any target; a transpose goes through an L1 tile when both of
     its edges span at least one vector (smaller ones copy directly)."""
-    family = plan_family(kernel, buffers, hw)
+    family = family_of(kernel, buffers, hw).kind
     if family == "tile":
         a, lanes = transposed_axis(kernel), _lanes(hw, _widest(kernel))
         if kernel.axes[a] < lanes or kernel.outer[-1].extent < lanes:
