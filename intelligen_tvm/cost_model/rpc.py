@@ -44,7 +44,8 @@ class RPCMeasurer(MeasureSettings):
             for index, inp in enumerate(inputs):
                 path = Path(tmp) / f"ig_{os.getpid()}_{index}.so"
                 try:
-                    libs.append(export(inp, self.target, path))
+                    export(inp, self.target, path)
+                    libs.append(path)
                 except Exception as err:  # pylint: disable=broad-except
                     libs.append(_rt.error_text("build", err))
             try:
