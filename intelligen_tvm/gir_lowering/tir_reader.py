@@ -207,6 +207,13 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
         raise Unsupported(f"block {block.name_hint} is not a sum/max/min/prod reduction")
     a, b = value.args
     operand = b if a == self_load else a
+    if not reduce:
+        # Every reduce axis has extent 1 (ReduceSum of x[8, 1] over axis 1, softmax or a norm
+        # over a size-1 axis): the block runs its update once, out = init op value, which is
+        # plain elementwise work.  Kept as a reduction it would reduce over no row axis, and a
+        # flat plan would fold several outputs into one accumulator.
+        return Stage(prefix + block.name_hint, out, tuple(spatial), (),
+                     Call(value.dtype, value.op, (init, operand)))
     return Stage(prefix + block.name_hint, out, tuple(spatial), tuple(reduce), operand,
                  _COMBINERS[value.op], init)
 

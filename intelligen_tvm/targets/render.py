@@ -34,6 +34,7 @@ _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
+_TRAPPING = frozenset({"div", "floordiv", "floormod"})   # on integers: a zero divisor traps
 
 
 def combine_text(op: str, a: str, b: str) -> str:
@@ -246,14 +247,26 @@ class KernelRenderer:
         elif isinstance(ins, Compute):
             p = self._printer(self._elem())
             val = self.kernel.values[ins.dst]
+            is_row = self._is_row(ins.dst)
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
+            if ins.op in _TRAPPING and not val.dtype.startswith("float"):
+                args[1] = self._safe_divisor(args[1], val.dtype, is_row)
             line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
             vec = val.dtype != "bool"
-            self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
+            self._emit(self._row_loop([line], vectorize=vec) if is_row else [line])
         elif isinstance(ins, Reduce):
             self._reduce(ins)
         else:
             raise TypeError(ins)
+
+    def _safe_divisor(self, divisor: str, dtype: str, is_row: bool) -> str:
+        """Lanes past the end of the data compute on registers no load filled: an integer
+        division there must not trap (SIGFPE on a CPU), so they divide by 1 instead."""
+        conds = [c for c in [self._row_valid(), self._n_valid("c") if is_row else None] if c]
+        if not conds:
+            return divisor
+        valid = " and ".join(f"({c})" for c in conds)
+        return f"T.Select({valid}, {divisor}, T.{dtype}(1))"
 
     def _load(self, ins: Load) -> None:
         p = self._printer(self._elem())
