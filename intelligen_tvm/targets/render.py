@@ -31,7 +31,7 @@ class Dialect(Protocol):
 
 
 _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})", "min": "T.min({a}, {b})"}
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
 _TRAPPING = frozenset({"div", "floordiv", "floormod"})   # on integers: a zero divisor traps
@@ -101,6 +101,8 @@ def call_text(op: str, dtype: str, args: list[str]) -> str:
         return f'T.Cast("{dtype}", {args[0]})'
     if op in ("max", "min", "pow"):
         return f"T.{op}({args[0]}, {args[1]})"
+    if op == "div":   # TIR's Div as read (truncating on integers); TVMScript's "/" refuses some int operands
+        return f"T.Div({args[0]}, {args[1]})"
     fn = _FUNCTION_NAMES.get(op, f"T.{op}")
     return f"{fn}({', '.join(args)})"
 

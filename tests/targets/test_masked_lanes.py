@@ -1,0 +1,74 @@
+"""Lanes past the end of the data (the masked tail of a flat launch, of a row) compute on
+registers no load filled.  Integer division there used to trap: ONNX Div on uint32/uint64
+killed the process with SIGFPE on llvm (and computed garbage silently on a GPU).  The
+renderer gives masked lanes a divisor of 1 for integer div/mod, on every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+from onnx.backend.test.case.node import collect_testcases
+from tvm import relax
+
+import intelligen_tvm
+from intelligen_tvm.testing import assert_close, build_and_run, device_sources
+from tests.helpers import check_nvcc_compiles, relax_module
+
+CUDA = {"kind": "cuda", "arch": "sm_90"}
+NODE_CASES = {c.name: c for op in ("Div", "Mod") for c in collect_testcases(op)}
+INT_CASES = ["test_div_uint32", "test_div_uint64", "test_div_int32_trunc", "test_mod_mixed_sign_int32",
+             "test_mod_uint64", "test_mod_broadcast"]
+
+
+@pytest.mark.parametrize("name", INT_CASES)
+def test_onnx_integer_division_node_cases(name: str) -> None:
+    case = NODE_CASES[name]
+    inputs, expected = case.data_sets[0]
+    mod = intelligen_tvm.from_onnx(case.model)
+    regions = intelligen_tvm.explain(mod, {"kind": "llvm"})["regions"]
+    assert [r["handled_by"] for r in regions] == ["intelligen"], regions
+    assert_close(build_and_run(mod, {"kind": "llvm"}, inputs, "intelligen"), expected, 0, 0, name)
+
+
+# (graph, shapes): tails in a flat launch (7 * 33 elements) and in a row (33 = 32 lanes + 1)
+GRAPHS = {
+    "floordiv_flat": (lambda x, y: relax.op.floor_divide(x, y), [(7, 33), (33,)]),
+    "floormod_flat": (lambda x, y: relax.op.floor_mod(x, y), [(7, 33), (7, 33)]),
+    "divide_flat": (lambda x, y: relax.op.divide(x, y), [(7, 33), (7, 1)]),
+    "row_sum_of_floordiv": (lambda x, y: relax.op.sum(relax.op.floor_divide(x, y), axis=[1]), [(5, 33), (5, 33)]),
+    "row_max_of_floormod": (lambda x, y: relax.op.max(relax.op.floor_mod(x, y), axis=[1]), [(3, 1000), (3, 1000)]),
+}
+
+
+def _inputs(shapes, dtype: str) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.integers(-50, 50, shapes[0]).astype(dtype)
+    y = rng.integers(1, 9, shapes[1]) * rng.choice([-1, 1], shapes[1])
+    return [x, y.astype(dtype)]
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("name", GRAPHS)
+def test_integer_division_with_masked_tails_on_llvm(name: str, dtype: str) -> None:
+    fn, shapes = GRAPHS[name]
+    mod = relax_module(fn, shapes, [dtype, dtype])
+    args = _inputs(shapes, dtype)
+    expected = build_and_run(mod, {"kind": "llvm"}, args, "default")
+    regions = intelligen_tvm.explain(mod, {"kind": "llvm"})["regions"]
+    assert [r["handled_by"] for r in regions] == ["intelligen"], regions
+    assert_close(build_and_run(mod, {"kind": "llvm"}, args, "intelligen"), expected, 0, 0, name)
+
+
+def test_cuda_masked_lanes_divide_by_one(tmp_path: Path) -> None:
+    """The CUDA of a flat launch with a tail (60 of 256 threads busy) selects the divisor 1
+    outside the data, and compiles."""
+    case = NODE_CASES["test_div_uint32"]
+    mod = intelligen_tvm.from_onnx(case.model)
+    target = tvm.target.Target(CUDA)
+    (source,) = device_sources(tvm.compile(mod, target=target, relax_pipeline="intelligen"), "cuda")
+    body = source[source.index("intelligen_region0_kernel(uint"):]
+    assert "condval = (uint)1;" in body and "/ condval)" in body, body
+    check_nvcc_compiles(source, tmp_path / "div_uint32.cu")
