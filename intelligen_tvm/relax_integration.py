@@ -17,8 +17,9 @@ import tvm
 from tvm import relax
 
 from . import targets
-from .gir_lowering.tir_reader import StageProgram, Unsupported, concat_programs, read_prim_func
+from .gir.errors import Unsupported
 from .gir.program import numel
+from .gir_lowering.tir_reader import StageProgram, concat_programs, read_prim_func
 from .region import Chooser, LoweredRegion, default_choice, lower_region
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
