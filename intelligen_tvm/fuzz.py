@@ -83,9 +83,14 @@ class FuzzGraph:
         return f"seed={self.seed} index={self.index}"
 
 
+class _Excluded(Exception):
+    """An op generator tried an op type the campaign leaves out (`without`)."""
+
+
 @dataclass
 class _Builder:
     rng: np.random.Generator
+    without: frozenset[str] = frozenset()
     nodes: list = field(default_factory=list)
     inits: list = field(default_factory=list)
     inputs: list[tuple[Tensor, np.ndarray]] = field(default_factory=list)
@@ -104,6 +109,8 @@ class _Builder:
         return name
 
     def node(self, op: str, ins: list[str], shape, dtype: str, bound: float, exact: bool, **attrs) -> Tensor:
+        if op in self.without:
+            raise _Excluded(op)
         out = Tensor(self.name(), tuple(int(s) for s in shape), dtype, float(bound), exact)
         self.nodes.append(helper.make_node(op, ins, [out.name], **attrs))
         return out
@@ -535,10 +542,11 @@ _OPS = [(_unary, 5), (_binary, 6), (_variadic, 1), (_where, 2), (_cast, 2), (_re
         (_layer_norm, 2), (_transpose, 2), (_reshape, 2), (_slice, 2), (_concat, 1), (_gather, 1), (_expand, 1)]
 
 
-def generate(seed: int, index: int) -> FuzzGraph:
-    """The graph number `index` of campaign `seed` (deterministic in both)."""
+def generate(seed: int, index: int, without: frozenset[str] = frozenset()) -> FuzzGraph:
+    """The graph number `index` of campaign `seed` (deterministic in both); `without` leaves
+    ONNX op types out (a campaign around known failures of some ops)."""
     rng = np.random.default_rng([seed, index])
-    b = _Builder(rng)
+    b = _Builder(rng, frozenset(without))
     roll = rng.random()
     dtype = "float32" if roll < 0.75 else "int32" if roll < 0.85 else "int64" if roll < 0.92 else "float16"
     for _ in range(int(rng.integers(1, 3))):
@@ -550,7 +558,12 @@ def generate(seed: int, index: int) -> FuzzGraph:
     for _ in range(40):
         if len(made) >= target:
             break
-        out = fns[rng.choice(len(fns), p=p)](b)
+        mark = (len(b.nodes), len(b.inits), len(b.inputs))
+        try:
+            out = fns[rng.choice(len(fns), p=p)](b)
+        except _Excluded:
+            del b.nodes[mark[0]:], b.inits[mark[1]:], b.inputs[mark[2]:]
+            out = None
         if out is not None:
             made.append(out)
             b.pool.append(out)
@@ -657,18 +670,19 @@ def classify(graph: FuzzGraph, target: dict | None = None) -> dict:
     return result | {"cls": "pass", "detail": ""}
 
 
-def reproducer(seed: int, index: int) -> str:
+def reproducer(seed: int, index: int, without: frozenset[str] = frozenset()) -> str:
     """The graph as ONNX text plus how to regenerate it."""
-    graph = generate(seed, index)
+    graph = generate(seed, index, without)
     shapes = ", ".join(f"{x.dtype}{list(x.shape)}" for x in graph.inputs)
     text = "\n".join(line if len(line) <= 300 else line[:300] + " ...(elided)"
                      for line in onnx.printer.to_text(graph.model).splitlines())
-    return f"# python -m intelligen_tvm.fuzz --seed {seed} --index {index}\n# inputs: {shapes}\n{text}"
+    flag = f" --without {','.join(sorted(without))}" if without else ""
+    return f"# python -m intelligen_tvm.fuzz --seed {seed} --index {index}{flag}\n# inputs: {shapes}\n{text}"
 
 
 # ---- campaigns: worker processes ------------------------------------------------------------------
 
-def _worker(target: dict) -> None:
+def _worker(target: dict, without: frozenset[str]) -> None:
     """Read "seed index" lines, answer one JSON line each (stdout is the protocol channel)."""
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())   # TVM's and numpy's chatter goes to stderr
@@ -676,14 +690,15 @@ def _worker(target: dict) -> None:
     for line in sys.stdin:
         seed, index = (int(v) for v in line.split())
         try:
-            res = classify(generate(seed, index), target)
+            res = classify(generate(seed, index, without), target)
         except Exception:
             res = {"seed": seed, "index": index, "cls": "crash", "detail": traceback.format_exc()[-800:]}
         out.write(json.dumps(res) + "\n")
 
 
-def worker_command(target: dict | None = None) -> list[str]:
-    return [sys.executable, "-m", "intelligen_tvm.fuzz", "--worker", "--target", json.dumps(target or {"kind": "llvm"})]
+def worker_command(target: dict | None = None, without: frozenset[str] = frozenset()) -> list[str]:
+    return [sys.executable, "-m", "intelligen_tvm.fuzz", "--worker", "--target", json.dumps(target or {"kind": "llvm"}),
+            "--without", ",".join(sorted(without))]
 
 
 class _Worker:
@@ -767,24 +782,25 @@ def summary(results: Sequence[dict]) -> dict[str, int]:
     return {c: counts.get(c, 0) for c in CLASSES}
 
 
-def failure_report(results: Sequence[dict], classes: Sequence[str] = COUNTED, limit: int = 10) -> str:
+def failure_report(results: Sequence[dict], classes: Sequence[str] = COUNTED, limit: int = 10,
+                   without: frozenset[str] = frozenset()) -> str:
     """Reproducers of failing graphs (smallest graphs first), for test output and the CLI."""
     bad = [r for r in results if r["cls"] in classes]
-    bad.sort(key=lambda r: len(generate(r["seed"], r["index"]).model.graph.node))
-    parts = [f"--- {r['cls']}: seed={r['seed']} index={r['index']}: {r['detail']}\n{reproducer(r['seed'], r['index'])}"
-             for r in bad[:limit]]
+    bad.sort(key=lambda r: len(generate(r["seed"], r["index"], without).model.graph.node))
+    parts = [f"--- {r['cls']}: seed={r['seed']} index={r['index']}: {r['detail']}\n"
+             f"{reproducer(r['seed'], r['index'], without)}" for r in bad[:limit]]
     return "\n".join(parts)
 
 
 # ---- a sample for the CUDA path ---------------------------------------------------------------------
 
-def cuda_sample(count: int, seed: int = 0) -> Iterator[tuple[onnx.ModelProto, list[np.ndarray], list[np.ndarray]]]:
+def cuda_sample(count: int, seed: int = 0, without: frozenset[str] = frozenset()) -> Iterator[tuple[onnx.ModelProto, list[np.ndarray], list[np.ndarray]]]:
     """(ONNX model, inputs, reference outputs) of fuzz graphs whose regions we take whole
     for CUDA: the sample to compile with nvcc and to run under a CUDA emulation."""
     index = 0
     found = 0
     while found < count:
-        graph = generate(seed, index)
+        graph = generate(seed, index, without)
         index += 1
         try:
             expected = reference(graph)
@@ -807,15 +823,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--target", default='{"kind": "llvm"}', help="target as JSON")
     ap.add_argument("--out", help="write one JSON line per graph here")
     ap.add_argument("--show", type=int, default=10, help="reproducers printed for failures")
+    ap.add_argument("--without", default="", help="ONNX op types to leave out, comma-separated")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     target = json.loads(args.target)
+    without = frozenset(filter(None, args.without.split(",")))
     if args.worker:
-        _worker(target)
+        _worker(target, without)
         return 0
     if args.index is not None:
-        print(reproducer(args.seed, args.index))
-        print(json.dumps(classify(generate(args.seed, args.index), target)))
+        print(reproducer(args.seed, args.index, without))
+        print(json.dumps(classify(generate(args.seed, args.index, without), target)))
         return 0
     t0 = time.monotonic()
     jobs = [(args.seed, i) for i in range(args.start, args.start + args.count)]
@@ -828,13 +846,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{n}/{len(jobs)} {time.monotonic() - t0:.0f}s] {dict(done)}"
                   + (f"  {res['cls']}: index {res['index']}" if res["cls"] in COUNTED else ""), flush=True)
 
-    results = run_campaign(jobs, args.workers, cmd=worker_command(target), progress=progress)
+    results = run_campaign(jobs, args.workers, cmd=worker_command(target, without), progress=progress)
     if args.out:
         with open(args.out, "w") as f:
             for r in results:
                 f.write(json.dumps(r) + "\n")
     counts = summary(results)
-    print(failure_report(results, limit=args.show))
+    print(failure_report(results, limit=args.show, without=without))
     print(f"{len(results)} graphs, seed {args.seed}, {time.monotonic() - t0:.0f} s: {json.dumps(counts)}")
     tvm_wrong = [r for r in results if r["cls"] == "tvm_also_wrong"]
     if tvm_wrong:
