@@ -32,7 +32,7 @@ class Dialect(Protocol):
 
 
 _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})", "min": "T.min({a}, {b})"}
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "floormod": "%",
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
 _TRAPPING = frozenset({"div", "floordiv", "floormod"})   # on integers: a zero divisor traps
@@ -86,6 +86,8 @@ class ExprPrinter:
 
 
 def call_text(op: str, dtype: str, args: list[str]) -> str:
+    if op == "div" and dtype.startswith(("int", "uint")):   # TIR's Div on integers truncates
+        return f"T.truncdiv({args[0]}, {args[1]})"
     if op in _INFIX:
         return f"({args[0]} {_INFIX[op]} {args[1]})"
     if op == "and":
@@ -102,8 +104,6 @@ def call_text(op: str, dtype: str, args: list[str]) -> str:
         return f'T.Cast("{dtype}", {args[0]})'
     if op in ("max", "min", "pow"):
         return f"T.{op}({args[0]}, {args[1]})"
-    if op == "div":   # TIR's Div as read (truncating on integers); TVMScript's "/" refuses some int operands
-        return f"T.Div({args[0]}, {args[1]})"
     fn = _FUNCTION_NAMES.get(op, f"T.{op}")
     return f"{fn}({', '.join(args)})"
 
@@ -252,10 +252,13 @@ class KernelRenderer:
             val = self.kernel.values[ins.dst]
             is_row = self._is_row(ins.dst)
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
-            if ins.op in _TRAPPING and not val.dtype.startswith("float"):
-                args[1] = self._safe_divisor(args[1], val.dtype, is_row)
-            line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
             vec = val.dtype != "bool"
+            if ins.op in _TRAPPING and not val.dtype.startswith("float"):
+                safe = self._safe_divisor(args[1], val.dtype, is_row)
+                # a vectorized select on a lane condition does not build for CUDA (bool vector
+                # casts); integer division has no vector instruction anyway
+                vec, args[1] = vec and safe == args[1], safe
+            line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
             self._emit(self._row_loop([line], vectorize=vec) if is_row else [line])
         elif isinstance(ins, Reduce):
             self._reduce(ins)

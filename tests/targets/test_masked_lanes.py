@@ -5,6 +5,7 @@ renderer gives masked lanes a divisor of 1 for integer div/mod, on every backend
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,13 @@ def test_integer_division_with_masked_tails_on_llvm(name: str, dtype: str) -> No
     assert_close(build_and_run(mod, {"kind": "llvm"}, args, "intelligen"), expected, 0, 0, name)
 
 
-def test_cuda_masked_lanes_divide_by_one(tmp_path: Path) -> None:
-    """The CUDA of a flat launch with a tail (60 of 256 threads busy) selects the divisor 1
-    outside the data, and compiles."""
-    case = NODE_CASES["test_div_uint32"]
-    mod = intelligen_tvm.from_onnx(case.model)
+@pytest.mark.parametrize("name,ctype", [("test_div_uint32", "uint"), ("test_div_int32_trunc", "int")])
+def test_cuda_masked_lanes_divide_by_one(name: str, ctype: str, tmp_path: Path) -> None:
+    """The CUDA of a flat launch with a tail (uint32: 60 of 256 threads busy; int32: vectors
+    of 4, one thread busy) selects the divisor 1 outside the data, and compiles."""
+    mod = intelligen_tvm.from_onnx(NODE_CASES[name].model)
     target = tvm.target.Target(CUDA)
     (source,) = device_sources(tvm.compile(mod, target=target, relax_pipeline="intelligen"), "cuda")
-    body = source[source.index("intelligen_region0_kernel(uint"):]
-    assert "condval = (uint)1;" in body and "/ condval)" in body, body
-    check_nvcc_compiles(source, tmp_path / "div_uint32.cu")
+    body = source[source.index(f"intelligen_region0_kernel({ctype}"):]
+    assert re.search(r"condval\w* = (\(\w+\))?1;", body) and re.search(r"/ condval\w*\)", body), body
+    check_nvcc_compiles(source, tmp_path / f"{name}.cu")
