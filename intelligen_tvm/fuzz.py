@@ -794,21 +794,25 @@ def failure_report(results: Sequence[dict], classes: Sequence[str] = COUNTED, li
 
 # ---- a sample for the CUDA path ---------------------------------------------------------------------
 
-def cuda_sample(count: int, seed: int = 0, without: frozenset[str] = frozenset()) -> Iterator[tuple[onnx.ModelProto, list[np.ndarray], list[np.ndarray]]]:
+def cuda_sample(count: int, seed: int = 0, without: frozenset[str] = frozenset(),
+                single_region: bool = False) -> Iterator[tuple[onnx.ModelProto, list[np.ndarray], list[np.ndarray]]]:
     """(ONNX model, inputs, reference outputs) of fuzz graphs whose regions we take whole
-    for CUDA: the sample to compile with nvcc and to run under a CUDA emulation."""
+    for CUDA: the sample to compile with nvcc and to run under the CUDA emulation
+    (`single_region`: one output, one region, which the emulation drives on its own)."""
     index = 0
     found = 0
     while found < count:
         graph = generate(seed, index, without)
         index += 1
+        if single_region and len(graph.model.graph.output) != 1:
+            continue
         try:
             expected = reference(graph)
             report = explain(from_onnx(graph.model), {"kind": "cuda", "arch": "sm_90"})
         except Exception:
             continue
         regions = report["regions"]
-        if regions and all(r["handled_by"] == "intelligen" for r in regions):
+        if regions and all(r["handled_by"] == "intelligen" for r in regions) and (len(regions) == 1 or not single_region):
             found += 1
             yield graph.model, graph.inputs, expected
 

@@ -20,7 +20,7 @@ from . import targets
 from .gir.errors import Unsupported
 from .gir.program import numel
 from .gir_lowering.tir_reader import StageProgram, concat_programs, read_prim_func
-from .region import Chooser, LoweredRegion, default_choice, lower_region
+from .region import Chooser, LoweredRegion, default_choice, plan_region, render_region
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
@@ -108,6 +108,15 @@ class RegionSelector:
                 if used in self.var_index:
                     self.users.setdefault(self.var_index[used], set()).add(i)
         self.outside_uses = outside_uses   # hashes of vars used after the block
+        self._plans: dict[tuple, LoweredRegion | Unsupported] = {}
+
+    @classmethod
+    def for_block(cls, mod: tvm.IRModule, func: relax.Function, block_index: int, target,
+                  trial_choose: Chooser = default_choice) -> RegionSelector:
+        """The selector of `func`'s dataflow block `block_index` (`func` being in `mod`, or
+        standing for a function of it: its calls' PrimFuncs are looked up in `mod`)."""
+        block = func.body.blocks[block_index]
+        return cls(list(block.bindings), mod, _outside_uses(func, block_index), target, trial_choose)
 
     def _stages(self, calls: list[CallSite]) -> StageProgram:
         parts = []
@@ -129,7 +138,22 @@ class RegionSelector:
                 outputs.append(self.names(c.var))
         return concat_programs(parts, inputs, outputs)
 
-    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
+    def plan(self, calls: list[CallSite], choose: Chooser | None = None) -> LoweredRegion:
+        """The call set planned as one region, nothing rendered.  A call set's stages (and
+        so its plan) never change within a block, so trial merges and the final lowering
+        share one plan per call set and chooser."""
+        key = (tuple(c.index for c in calls), choose or self.trial_choose)
+        if key not in self._plans:
+            try:
+                self._plans[key] = self._plan(calls, key[1])
+            except Unsupported as err:
+                self._plans[key] = err
+        found = self._plans[key]
+        if isinstance(found, Unsupported):
+            raise found
+        return found
+
+    def _plan(self, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
         stages = self._stages(calls)
         reason = compute_bound_reason(stages)
         if reason:
@@ -137,8 +161,17 @@ class RegionSelector:
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
-            return lower_region(stages, name, self.target, emit=name != "trial",
-                                choose=choose or self.trial_choose)
+            return plan_region(stages, "region", self.target, choose)
+        except Unsupported:
+            raise
+        except Exception as err:  # a bug of ours must cost speed, never the user's build
+            raise Unsupported(f"lowering failed ({type(err).__name__}: {err})") from err
+
+    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
+        """The region planned (see `plan`) and rendered once, under its final name."""
+        planned = self.plan(calls, choose)
+        try:
+            return render_region(planned, name, self.target)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
@@ -166,7 +199,7 @@ class RegionSelector:
             if not self._is_convex({c.index for c in calls} | {site.index}):
                 continue
             try:
-                lowered = self.try_lower(calls + [site], "trial")
+                lowered = self.plan(calls + [site])
             except Unsupported:
                 continue
             keep, rest = chosen[0], chosen[1:]
@@ -193,7 +226,7 @@ class RegionSelector:
                 continue
             region = Region([site])
             try:
-                region.lowered = self.try_lower([site], "trial")
+                region.lowered = self.plan([site])
             except Unsupported as err:
                 region.reason = str(err)
             regions.append(region)
@@ -214,7 +247,7 @@ def _used_vars(expr) -> list[int]:
 
 
 def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Chooser) -> None:
-    """Lower again with the final output set (later members may have absorbed users)."""
+    """Render the region under its name, planned with the final chooser."""
     try:
         region.lowered = selector.try_lower(region.calls, name, choose)
     except Unsupported as err:
@@ -351,7 +384,8 @@ def _preparation_passes() -> list:
             relax.transform.FoldConstant()]
 
 
-def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
+def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` as region selection sees it: legalized, every op a call_tir."""
     return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
@@ -368,7 +402,7 @@ def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict
     target = targets.as_target(target)
     _check_target(target)
     with target:
-        _, reports = apply_regions(_prepare(mod), target, choose)
+        _, reports = apply_regions(prepare(mod), target, choose)
     return {"target": str(target.kind.name), "regions": reports}
 
 

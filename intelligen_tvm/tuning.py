@@ -20,21 +20,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import tvm
 
 from . import targets
 from .cost_model.bundle import export_bundle, ingest_bundle
-from .cost_model.features import features
 from .cost_model.measure import LocalMeasurer, MeasureInput
-from .cost_model.prior import predicted_time_us
+from .cost_model.ranking import rank
 from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.split_row import planned_program
+from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Program
 from .gir.strategy import ParallelStrategy
-from .region import default_choice, region_fingerprint
+from .region import default_choice
 from .relax_integration import explain, intelligen_pipeline
 
 TUNING_SIDECAR = "tuning.json"
@@ -70,14 +69,6 @@ def collect_regions(mod: tvm.IRModule, target: tvm.target.Target) -> list[Region
 
     explain(mod, target, choose=collect)
     return list(found.values())
-
-
-def rank(candidates: list[Kernel], shell: Program, hw: HardwareModel, model=None) -> list[tuple[Kernel, dict]]:
-    """Candidates with their features, predicted fastest first."""
-    feats = [features(c, shell, hw) for c in candidates]
-    scores = model.predict(feats) if model is not None else [predicted_time_us(f, hw) for f in feats]
-    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
-    return [(candidates[i], feats[i]) for i in order]
 
 
 def measure_inputs(region: RegionToTune, candidates: list[Kernel], target: tvm.target.Target):

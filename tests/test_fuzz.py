@@ -204,3 +204,15 @@ def test_cuda_of_a_sample_compiles(tmp_path: Path) -> None:
         executable = tvm.compile(fuzz.from_onnx(model), target=target, relax_pipeline="intelligen")
         (source,) = device_sources(executable, "cuda")
         check_nvcc_compiles(source, tmp_path / f"fuzz{k}.cu")
+
+
+@pytest.mark.slow
+def test_cuda_of_a_sample_matches_the_reference_in_emulation() -> None:
+    """The generated CUDA itself, run under the CPU emulation of threads, warps and shared
+    memory (tests/targets/cuda_emu.h), for fuzz graphs of one region."""
+    from tests.targets.cuda_emulation import emulate_model
+
+    for model, inputs, expected in fuzz.cuda_sample(4, seed=0, single_region=True):
+        got, _ = emulate_model(model).run(inputs)
+        ok, why = fuzz.close([np.asarray(got).reshape(expected[0].shape)], expected)
+        assert ok, f"{why}\n{onnx.printer.to_text(model)}"

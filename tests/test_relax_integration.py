@@ -14,7 +14,7 @@ from tvm import relax
 
 import intelligen_tvm
 from intelligen_tvm import suite
-from intelligen_tvm.relax_integration import _prepare, apply_regions
+from intelligen_tvm.relax_integration import apply_regions, prepare
 from intelligen_tvm.testing import (
     assert_close, build, reference_outputs, run, tolerances,
 )
@@ -84,7 +84,7 @@ def test_explain_reports_one_ideal_region(name: str) -> None:
 @pytest.mark.parametrize("name", ONE_KERNEL)
 def test_softmax_and_norm_cases_are_one_kernel(name: str) -> None:
     mod = intelligen_tvm.from_onnx(suite_model(name))
-    prepared = _prepare(mod)
+    prepared = prepare(mod)
     ops_before = _call_tirs(prepared)
     rewritten, (region,) = apply_regions(prepared, "llvm")
     assert _call_tirs(rewritten) == [region["name"]]

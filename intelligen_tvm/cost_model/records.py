@@ -3,7 +3,10 @@
 Format (UTF-8, one JSON object per line, ``\\n``-terminated; unknown keys are ignored on load
 so that the format can grow):
 
-    region      str    fingerprint of the region (same region => same string, across runs)
+    region      str    fingerprint of the region (same region => same string, across runs and
+                       models): gir/fingerprint.py's digest of the rewritten kernel and its
+                       input/output buffers, tensor names replaced by roles; printers do not
+                       enter it
     target      str    TVM target string, e.g. "cuda -arch=sm_90" or "llvm"
     device      str    device name as reported by the runtime, e.g. "NVIDIA H100 80GB HBM3"
     candidate   object the strategy that was measured (JSON-able description, free form)
