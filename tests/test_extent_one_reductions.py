@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 import intelligen_tvm
 from intelligen_tvm.testing import assert_close, build, device_sources, reference_outputs, run
 from tests.helpers import check_nvcc_compiles
+from tests.targets.cuda_emulation import emulate_model
 
 
 def _model(op: str, shape: tuple[int, ...], inits: dict[str, np.ndarray] | None = None, **attrs) -> onnx.ModelProto:
@@ -60,11 +61,16 @@ def test_llvm_matches_reference_on_every_run(name: str) -> None:
 @pytest.mark.parametrize("name", ["reduce_sum_8x1", "layer_norm_4x1", "softmax_8x1"])
 def test_cuda_kernel_has_no_reduction_left(name: str, tmp_path: Path) -> None:
     """Only the non-trivial axes of a reduction stay one: over extent-1 axes the CUDA kernel is
-    flat elementwise work (no shuffles, no shared memory) and compiles."""
-    mod = intelligen_tvm.from_onnx(CASES[name])
+    flat elementwise work (no shuffles, no shared memory), compiles, and runs right under the
+    CUDA emulation."""
+    model = CASES[name]
+    mod = intelligen_tvm.from_onnx(model)
     target = tvm.target.Target({"kind": "cuda", "arch": "sm_90"})
     (region,) = intelligen_tvm.explain(mod, target)["regions"]
     assert region["handled_by"] == "intelligen" and region["strategy"]["kind"] == "flat"
     (source,) = device_sources(tvm.compile(mod, target=target, relax_pipeline="intelligen"), "cuda")
     assert "__shfl" not in source and "__shared__" not in source
     check_nvcc_compiles(source, tmp_path / f"{name}.cu")
+    x = _input(model)
+    got, expected = emulate_model(model).run([x])
+    np.testing.assert_allclose(np.asarray(got).reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
