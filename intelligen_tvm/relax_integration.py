@@ -10,6 +10,7 @@ through TVM's default pipeline (FuseOps, FuseTIR, DLight on GPUs).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -398,17 +399,50 @@ def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default
 
 
 def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict:
-    """JSON-serializable region report for `mod` compiled for `target`."""
+    """JSON-serializable region report for `mod` compiled for `target`.
+
+    A target kind we do not render (vulkan, opencl, c, ...) is left to TVM: every call is
+    reported as a fallback region with the reason, with a warning."""
     target = targets.as_target(target)
-    _check_target(target)
     with target:
-        _, reports = apply_regions(prepare(mod), target, choose)
+        prepared = prepare(mod)
+        if not targets.renders_tir(target.kind.name):
+            warnings.warn(unsupported_target_message(target), stacklevel=2)
+            return {"target": str(target.kind.name), "regions": _unsupported_reports(prepared, target)}
+        _, reports = apply_regions(prepared, target, choose)
     return {"target": str(target.kind.name), "regions": reports}
 
 
-def _check_target(target: tvm.target.Target) -> None:
-    if not targets.renders_tir(target.kind.name):
-        raise ValueError(f"intelligen supports {sorted(targets.DIALECTS)}, not {target.kind.name}")
+def unsupported_target_message(target: tvm.target.Target) -> str:
+    return (f"intelligen: target kind {target.kind.name!r} not supported (intelligen renders "
+            f"{', '.join(sorted(targets.DIALECTS))}); the module goes through TVM's own pipeline")
+
+
+def _unsupported_reports(mod: tvm.IRModule, target: tvm.target.Target) -> list[dict]:
+    """One fallback report per call_tir: nothing is taken on a target we do not render."""
+    reason = f"target not supported: {target.kind.name} (intelligen renders {', '.join(sorted(targets.DIALECTS))})"
+    reports = []
+    for func in mod.functions.values():
+        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+            continue
+        for blk in func.body.blocks:
+            for i, binding in enumerate(blk.bindings):
+                site = _call_site(i, binding, mod)
+                if site is not None:
+                    reports.append(region_report(f"intelligen_region{len(reports)}", Region([site], reason=reason)))
+    return reports
+
+
+def _tvm_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    """What `tvm.compile(..., relax_pipeline="default")` runs for this target."""
+    from tvm.relax import pipeline as rp
+
+    if "gpu" in target.keys:
+        try:
+            return rp.get_default_pipeline(target)
+        except (ValueError, AttributeError):
+            pass
+    return rp.default_build_pipeline()
 
 
 def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
@@ -418,8 +452,11 @@ def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         target = tvm.target.Target.current()
-        _check_target(target)
         from tvm.relax import pipeline as rp
+
+        if not targets.renders_tir(target.kind.name):
+            warnings.warn(unsupported_target_message(target), stacklevel=2)
+            return _tvm_pipeline(target)(mod)
 
         rest = []
         if "gpu" in target.keys:

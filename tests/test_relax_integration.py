@@ -100,12 +100,27 @@ def test_decomposed_layer_norm_takes_all_nine_ops() -> None:
     assert region["dram_bytes_naive"] > 5 * region["dram_bytes_planned"]
 
 
-def test_explain_accepts_a_target_object_and_rejects_other_kinds() -> None:
+def test_explain_accepts_a_target_object_and_reports_other_kinds_as_fallback() -> None:
     mod = intelligen_tvm.from_onnx(suite_model("softmax"))
     assert intelligen_tvm.explain(mod, tvm.target.Target(LLVM))["target"] == "llvm"
     assert intelligen_tvm.explain(mod, {"kind": "cuda", "arch": "sm_90"})["target"] == "cuda"
-    with pytest.raises(ValueError, match="intelligen supports"):
-        intelligen_tvm.explain(mod, {"kind": "c"})
+    with pytest.warns(UserWarning, match="target kind 'vulkan' not supported"):
+        report = intelligen_tvm.explain(mod, {"kind": "vulkan"})
+    (region,) = report["regions"]
+    assert region["handled_by"] == "fallback" and region["ops"] == ["softmax"]
+    assert region["reason"] == "target not supported: vulkan (intelligen renders cuda, llvm, rocm)"
+
+
+def test_a_target_we_do_not_render_goes_through_tvms_pipeline() -> None:
+    """vulkan: TVM's GPU pipeline (DLight) schedules the softmax; nothing of ours is emitted."""
+    mod = intelligen_tvm.from_onnx(suite_model("softmax"))
+    target = tvm.target.Target({"kind": "vulkan"})
+    with target, pytest.warns(UserWarning, match="goes through TVM's own pipeline"):
+        ours = relax.get_pipeline("intelligen")(mod)
+    with target:
+        theirs = relax.get_default_pipeline(target)(mod)
+    assert not any("intelligen" in gv.name_hint for gv in ours.functions)
+    tvm.ir.assert_structural_equal(ours, theirs)
 
 
 def test_pipeline_is_registered() -> None:

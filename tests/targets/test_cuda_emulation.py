@@ -16,7 +16,7 @@ import tvm
 import intelligen_tvm
 from intelligen_tvm import suite
 from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
-from intelligen_tvm.region import default_choice, lower_region
+from intelligen_tvm.region import default_choice, lower_region, plan_region
 from intelligen_tvm.targets import render
 from intelligen_tvm.testing import reference_outputs, tolerances
 from tests.helpers import check_nvcc_compiles, model_region, suite_model
@@ -112,7 +112,7 @@ def _candidate_region(case_name: str, dims: tuple):
         found.extend(enumerate_candidates(kernel, shell, hw))
         return default_choice(kernel, shell, hw)
 
-    lower_region(sp, "region0", CUDA, emit=False, choose=collect)
+    plan_region(sp, "region0", CUDA, choose=collect)
     return case, model, sp, found
 
 
