@@ -16,6 +16,7 @@ from .gir.errors import Unsupported
 from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Load, Program, slice_footprint
+from .gir.symbolic import symbols_of
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram
@@ -45,6 +46,11 @@ class LoweredRegion:
     @property
     def kernel(self) -> Kernel:
         return self.chosen
+
+    @property
+    def symbols(self) -> dict[str, int]:
+        """Symbolic dimensions of the region and the sizes it was planned (and counted) at."""
+        return symbols_of(d for b in self.naive.buffers.values() for d in b.shape)
 
     def renamed(self, name: str) -> LoweredRegion:
         """The same region under another name (its programs and kernels renamed)."""
@@ -77,6 +83,16 @@ def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
     return plan_kernel(kernel, shell.buffers, hw)
 
 
+def _check_symbolic(kernel: Kernel, stages: StageProgram, kind: str) -> None:
+    """Symbolic dimensions are planned by the TIR backends (a row of symbolic length always
+    streams: verify() refuses it on chip); the BANG hook plans static shapes only."""
+    sym = symbols_of(d for b in stages.buffers.values() for d in b.shape)
+    if not sym:
+        return
+    if kind in targets.EXTERNAL_KINDS:
+        raise Unsupported(f"symbolic shape ({', '.join(sym)}): the {kind} backend plans static shapes only")
+
+
 def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
                 hw: HardwareModel | None = None) -> LoweredRegion:
     """Everything up to a verified plan, nothing rendered: region selection plans every
@@ -92,6 +108,7 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
     hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
+    _check_symbolic(fused, stages, targets.target_kind(target))
     ideal = ideal_dram_bytes(fused, naive)
     rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs)
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}

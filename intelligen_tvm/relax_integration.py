@@ -10,7 +10,9 @@ through TVM's default pipeline (FuseOps, FuseTIR, DLight on GPUs).
 
 from __future__ import annotations
 
+import ast
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,6 +22,7 @@ from tvm import relax
 from . import targets
 from .gir.errors import Unsupported
 from .gir.program import numel
+from .gir.symbolic import is_symbolic
 from .gir_lowering.tir_reader import StageProgram, concat_programs, read_prim_func
 from .region import Chooser, LoweredRegion, default_choice, plan_region, render_region
 
@@ -95,11 +98,12 @@ class RegionSelector:
     """Groups the call_tir bindings of one dataflow block into regions."""
 
     def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target,
-                 trial_choose: Chooser = default_choice):
+                 trial_choose: Chooser = default_choice, hints: Mapping[str, int] | None = None):
         self.bindings = bindings
         self.mod = mod
         self.target = targets.as_target(target)
         self.trial_choose = trial_choose   # plans trial merges: a target may refuse what it cannot emit
+        self.hints = dict(hints or {})     # representative sizes of symbolic dimensions
         self.names = _Names()
         self.sites = {i: s for i, b in enumerate(bindings) if (s := _call_site(i, b, mod)) is not None}
         self.users: dict[int, set[int]] = {}
@@ -120,13 +124,14 @@ class RegionSelector:
         return cls(list(block.bindings), mod, _outside_uses(func, block_index), target, trial_choose)
 
     def _stages(self, calls: list[CallSite]) -> StageProgram:
+        _check_symbols_unique([e for c in calls for e in (*c.args, c.var)])
         parts = []
         produced = {c.var.__hash__() for c in calls}
         for n, c in enumerate(calls):
             if not isinstance(c.var.ty, relax.TensorType):
                 raise Unsupported("call with a tuple result")
             names = [self.names(a) for a in c.args] + [self.names(c.var)]
-            parts.append(read_prim_func(c.prim_func, names, f"c{n}_"))
+            parts.append(read_prim_func(c.prim_func, names, f"c{n}_", self.hints))
         members = {c.index for c in calls}
         inputs, outputs = [], []
         for c in calls:
@@ -155,13 +160,13 @@ class RegionSelector:
         return found
 
     def _plan(self, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
-        stages = self._stages(calls)
-        reason = compute_bound_reason(stages)
-        if reason:
-            raise Unsupported(reason)
         if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
             raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
+            stages = self._stages(calls)
+            reason = compute_bound_reason(stages)
+            if reason:
+                raise Unsupported(reason)
             return plan_region(stages, "region", self.target, choose)
         except Unsupported:
             raise
@@ -235,6 +240,18 @@ class RegionSelector:
         return [r for r in regions if r.calls]
 
 
+def _check_symbols_unique(exprs: list) -> None:
+    """The kernels of a region match symbols by name: a name must stand for one Relax
+    shape variable across the region's tensors."""
+    seen: dict[str, object] = {}
+    for e in exprs:
+        shape = getattr(e.ty, "shape", None) if isinstance(e.ty, relax.TensorType) else None
+        for dim in getattr(shape, "values", None) or ():
+            for v in tvm.tirx.analysis.undefined_vars(dim) if not isinstance(dim, tvm.tirx.IntImm) else ():
+                if not seen.setdefault(v.name, v).same_as(v):
+                    raise Unsupported(f"symbolic shape: two different symbols named {v.name}")
+
+
 def _used_vars(expr) -> list[int]:
     """Hashes of the relax Vars an expression reads."""
     found: list[int] = []
@@ -268,9 +285,9 @@ def call_prim_func(bb: relax.BlockBuilder, name: str, region: Region, args: list
 
 def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target,
                    counter: list[int], reports: list[dict], choose: Chooser,
-                   make_call: RegionCall, trial_choose: Chooser) -> relax.DataflowBlock:
+                   make_call: RegionCall, trial_choose: Chooser, hints: Mapping[str, int]) -> relax.DataflowBlock:
     bindings = list(block.bindings)
-    selector = RegionSelector(bindings, bb.get(), outside, target, trial_choose)
+    selector = RegionSelector(bindings, bb.get(), outside, target, trial_choose, hints)
     regions = selector.select()
     replace_at: dict[int, list] = {}
     drop: set[int] = set()
@@ -329,12 +346,51 @@ def region_report(name: str, region: Region) -> dict:
                 "dram_bytes_ideal": None, "dram_bytes_naive": None, "dram_bytes_planned": None,
                 "kernels": len(region.calls), "strategy": None, "fingerprint": None}
     lw = region.lowered
-    return {
+    counts = {"ideal": lw.dram_bytes_ideal, "naive": lw.dram_bytes_naive, "planned": lw.dram_bytes_planned}
+    report = {
         "name": name, "ops": region.ops, "handled_by": "intelligen",
-        "dram_bytes_ideal": lw.dram_bytes_ideal, "dram_bytes_naive": lw.dram_bytes_naive,
-        "dram_bytes_planned": lw.dram_bytes_planned, "kernels": len(lw.optimized.kernels),
-        "strategy": lw.kernel.strategy.describe(), "fingerprint": lw.fingerprint,
+        **{f"dram_bytes_{k}": int(v) for k, v in counts.items()}, "kernels": len(lw.optimized.kernels),
+        "strategy": {k: int(v) if is_symbolic(v) else v for k, v in lw.kernel.strategy.describe().items()},
+        "fingerprint": lw.fingerprint,
     }
+    if lw.symbols:   # bytes and groups above are at these sizes; the formulas hold for every size
+        report["symbols"] = lw.symbols
+        report["dram_bytes_formula"] = {k: _formula(v) for k, v in counts.items()}
+        report["groups_formula"] = str(lw.kernel.strategy.groups)
+    return report
+
+
+def _formula(count: int) -> str:
+    """A byte count as a polynomial of its symbols, in one canonical form (the expression is
+    read with ast, never evaluated); anything but + - * of symbols and ints is shown as built."""
+
+    def poly(node) -> dict[tuple[str, ...], int]:
+        if isinstance(node, ast.Name):
+            return {(node.id,): 1}
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return {(): node.value} if node.value else {}
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return {m: -c for m, c in poly(node.operand).items()}
+        if not isinstance(node, ast.BinOp) or type(node.op) not in (ast.Add, ast.Sub, ast.Mult):
+            raise ValueError("not a polynomial")
+        a, b = poly(node.left), poly(node.right)
+        if isinstance(node.op, ast.Mult):
+            terms = [(tuple(sorted(ma + mb)), ca * cb) for ma, ca in a.items() for mb, cb in b.items()]
+        else:
+            sign = -1 if isinstance(node.op, ast.Sub) else 1
+            terms = list(a.items()) + [(m, sign * c) for m, c in b.items()]
+        out: dict[tuple[str, ...], int] = {}
+        for m, c in terms:
+            out[m] = out.get(m, 0) + c
+        return {m: c for m, c in out.items() if c}
+
+    try:
+        terms = poly(ast.parse(str(count), mode="eval").body)
+    except ValueError:
+        return str(count)
+    ordered = sorted(terms.items(), key=lambda t: (-len(t[0]), t[0]))
+    text = " + ".join(" * ".join([*m, str(c)] if c != 1 or not m else m) for m, c in ordered)
+    return text.replace("+ -", "- ") or "0"
 
 
 def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
@@ -351,12 +407,14 @@ def _outside_uses(func: relax.Function, block_index: int) -> set[int]:
 
 def apply_regions(mod: tvm.IRModule, target, choose: Chooser = default_choice,
                   make_call: RegionCall = call_prim_func,
-                  trial_choose: Chooser = default_choice) -> tuple[tvm.IRModule, list[dict]]:
+                  trial_choose: Chooser = default_choice,
+                  hints: Mapping[str, int] | None = None) -> tuple[tvm.IRModule, list[dict]]:
     """Replace memory-intensive regions of every Relax function; returns the report too.
 
     `make_call` builds each taken region's replacement (by default a call_tir of its kernel,
     added to a copy of `mod`; an external codegen builds a call of an annotated function).
-    `trial_choose` plans the trial merges of region selection."""
+    `trial_choose` plans the trial merges of region selection.  `hints` are the sizes a
+    symbolic dimension is planned (and its bytes are reported) at, by symbol name."""
     bb = relax.BlockBuilder(mod)
     reports: list[dict] = []
     counter = [0]
@@ -368,7 +426,7 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = default_choice,
         for k, blk in enumerate(func.body.blocks):
             if isinstance(blk, relax.DataflowBlock):
                 blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose,
-                                     make_call, trial_choose)
+                                     make_call, trial_choose, hints or {})
             blocks.append(blk)
         new_body = relax.SeqExpr(blocks, func.body.body)
         updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
@@ -390,26 +448,31 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
-def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default_choice) -> tvm.transform.Pass:
+def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default_choice,
+                            hints: Mapping[str, int] | None = None) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return apply_regions(mod, target, choose)[0]
+        return apply_regions(mod, target, choose, hints=hints)[0]
 
     return _pass
 
 
-def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict:
+def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice,
+            symbol_hints: Mapping[str, int] | None = None) -> dict:
     """JSON-serializable region report for `mod` compiled for `target`.
 
     A target kind we do not render (vulkan, opencl, c, ...) is left to TVM: every call is
-    reported as a fallback region with the reason, with a warning."""
+    reported as a fallback region with the reason, with a warning.  Byte counts of a region
+    with symbolic dimensions are evaluated at `symbol_hints` (DEFAULT_HINT for a symbol not
+    named), the sizes its plan was chosen for; the region's `symbols` says which, and
+    `dram_bytes_formula` gives the counts as expressions of the symbols."""
     target = targets.as_target(target)
     with target:
         prepared = prepare(mod)
         if not targets.renders_tir(target.kind.name):
             warnings.warn(unsupported_target_message(target), stacklevel=2)
             return {"target": str(target.kind.name), "regions": _unsupported_reports(prepared, target)}
-        _, reports = apply_regions(prepared, target, choose)
+        _, reports = apply_regions(prepared, target, choose, hints=symbol_hints)
     return {"target": str(target.kind.name), "regions": reports}
 
 
@@ -445,9 +508,11 @@ def _tvm_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     return rp.default_build_pipeline()
 
 
-def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
+def intelligen_pipeline(choose: Chooser = default_choice,
+                        symbol_hints: Mapping[str, int] | None = None) -> tvm.transform.Pass:
     """The relax pipeline registered as "intelligen" (see tvm.compile's relax_pipeline);
-    `intelligen_tvm.pipeline(records=...)` builds it with tuned choices."""
+    `intelligen_tvm.pipeline(records=...)` builds it with tuned choices.  A region with
+    symbolic dimensions is compiled once for every size, its plan chosen for `symbol_hints`."""
 
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
@@ -466,7 +531,7 @@ def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
                                             dl.gpu.GeneralReduction(), dl.gpu.Fallback())]
         seq = tvm.transform.Sequential(
             _preparation_passes()
-            + [intelligen_regions_pass(target, choose), relax.transform.FuseOps(), relax.transform.FuseTIR()]
+            + [intelligen_regions_pass(target, choose, symbol_hints), relax.transform.FuseOps(), relax.transform.FuseTIR()]
             + rest
             + [rp.default_build_pipeline()]
         )

@@ -474,13 +474,15 @@ def bert_encoder_layer(
     heads: int = 12,
     ffn: int = 3072,
     small: bool = False,
+    dynamic: bool = False,
 ) -> onnx.ModelProto:
     """One BERT-base encoder layer with seeded random weights, as HF/torch.onnx export it.
 
     Memory-intensive work between the matmuls (bias adds, head transposes, scaled masked softmax,
     residual + LayerNorm, bias + GELU) is exactly what the IntelliGen layer should take; the
     MatMuls stay with TVM. Inputs: hidden_states [batch, seq, hidden] and an additive
-    attention_mask [batch, 1, 1, seq].
+    attention_mask [batch, 1, 1, seq].  With ``dynamic`` batch and seq are the dim_params
+    "batch" and "seq" (as torch.onnx exports with dynamic_axes) and the reshapes copy them (0).
     """
     d = _bert_dims(seq, batch, hidden, heads, ffn, small)
     b, s, h, nh, dh, f = d["b"], d["s"], d["h"], d["nh"], d["dh"], d["f"]
@@ -492,8 +494,10 @@ def bert_encoder_layer(
         bias = g.weight(f"{name}.bias", [n_out], std=0.02)
         return g.op("Add", g.op("MatMul", inp, w), bias)
 
+    b_s = [0, 0] if dynamic else [b, s]
+
     def heads_of(t: str, perm: list[int]) -> str:
-        return g.op("Transpose", g.op("Reshape", t, g.const([b, s, nh, dh])), perm=perm)
+        return g.op("Transpose", g.op("Reshape", t, g.const([*b_s, nh, dh])), perm=perm)
 
     q = heads_of(dense(x, h, h, "attention.query"), [0, 2, 1, 3])  # [b, nh, s, dh]
     k = heads_of(dense(x, h, h, "attention.key"), [0, 2, 3, 1])  # [b, nh, dh, s]
@@ -501,10 +505,10 @@ def bert_encoder_layer(
     scores = g.op("Mul", g.op("MatMul", q, k), g.const(float(1.0 / np.sqrt(dh))))
     probs = g.op("Softmax", g.op("Add", scores, "attention_mask"), axis=-1)
     ctx = g.op("Transpose", g.op("MatMul", probs, v), perm=[0, 2, 1, 3])  # [b, s, nh, dh]
-    ctx = g.op("Reshape", ctx, g.const([b, s, h]))
+    ctx = g.op("Reshape", ctx, g.const([*b_s, h]))
     attn = _layer_norm(g, g.op("Add", dense(ctx, h, h, "attention.output"), x), h, "attention.ln")
     inter = _gelu_erf(g, dense(attn, h, f, "intermediate"))
     out = _layer_norm(
         g, g.op("Add", dense(inter, f, h, "output"), attn), h, "output.ln", "last_hidden_state"
     )
-    return g.model("bert_encoder_layer", bert_encoder_input_specs(), d, [out])
+    return g.model("bert_encoder_layer", bert_encoder_input_specs(), d | {"b": "batch", "s": "seq"} if dynamic else d, [out])

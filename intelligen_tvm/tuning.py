@@ -125,16 +125,17 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
 
 
 def export_tuning_bundle(mod: tvm.IRModule, target, directory: str | Path, trials: int = 32,
-                         model=None) -> Path:
+                         model=None, pack: bool = False, on_built=None) -> Path:
     """Cross-host tuning, step 1 (compile host): the top candidates of every region as a
-    measurement bundle, plus what each one is (region, candidate, features)."""
+    measurement bundle, plus what each one is (region, candidate, features). ``pack`` and
+    ``on_built``: see ``cost_model.bundle.export_bundle``."""
     target = targets.as_target(target)
     inputs, described = [], []
     for region, ranked in _ranked_regions(mod, target, trials, model):
         inputs += measure_inputs(region, [k for k, _ in ranked], target)
         described += [{"region": region.fingerprint, "candidate": strategy_key(k.strategy), "features": f}
                       for k, f in ranked]
-    directory = export_bundle(inputs, target, directory)
+    directory = export_bundle(inputs, target, directory, pack=pack, on_built=on_built)
     (directory / TUNING_SIDECAR).write_text(json.dumps({"candidates": described}))
     return directory
 
@@ -182,6 +183,8 @@ class RecordChooser:
         return default_choice(kernel, shell, hw)
 
 
-def pipeline(records: str | None = None, model=None, prior: bool = False) -> tvm.transform.Pass:
-    """The "intelligen" relax pipeline, choosing plans from `records` / `model` / the prior."""
-    return intelligen_pipeline(RecordChooser(records, model, prior=prior))
+def pipeline(records: str | None = None, model=None, prior: bool = False,
+             symbol_hints: dict[str, int] | None = None) -> tvm.transform.Pass:
+    """The "intelligen" relax pipeline, choosing plans from `records` / `model` / the prior;
+    symbolic dimensions are planned at `symbol_hints` (by symbol name)."""
+    return intelligen_pipeline(RecordChooser(records, model, prior=prior), symbol_hints)

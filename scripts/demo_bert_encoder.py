@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dynamic", action="store_true",
+                   help="batch and seq as ONNX dim_params: compile once, check at several sizes")
     return p.parse_args(argv)
 
 
@@ -113,22 +115,29 @@ def main(argv: list[str] | None = None) -> int:
     _check_pipeline(args.pipeline)
 
     # 1. The model, built by the project itself and written to disk like an exported model.
-    onnx_path = args.onnx or ROOT / "artifacts" / (
-        "bert_encoder_small.onnx" if args.small else "bert_encoder.onnx"
-    )
+    stem = "bert_encoder" + ("_small" if args.small else "") + ("_dynamic" if args.dynamic else "")
+    onnx_path = args.onnx or ROOT / "artifacts" / f"{stem}.onnx"
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(suite.bert_encoder_layer(seq=args.seq, batch=args.batch, small=args.small), onnx_path)
+    onnx.save(suite.bert_encoder_layer(seq=args.seq, batch=args.batch, small=args.small,
+                                       dynamic=args.dynamic), onnx_path)
     model = onnx.load(str(onnx_path))
-    dims = suite.bert_encoder_dims(seq=args.seq, batch=args.batch, small=args.small)
-    print(f"model: {onnx_path} ({len(model.graph.node)} nodes, dims {dict(dims)})")
+    # A dynamic model is compiled once and checked at batch x seq = 1x1, 2x7 and the given size.
+    sizes = [(1, 1), (2, 7), (args.batch, args.seq)] if args.dynamic else [(args.batch, args.seq)]
+    all_dims = [suite.bert_encoder_dims(seq=s, batch=b, small=args.small) for b, s in sizes]
+    dims = all_dims[-1]
+    print(f"model: {onnx_path} ({len(model.graph.node)} nodes, dims {dict(dims)}"
+          + (", batch and seq symbolic)" if args.dynamic else ")"))
 
     # 2. Import and compile.
     mod = from_onnx(model)
     target = tvm.target.Target(TARGETS[args.target])
     print(f"compiling for {target.kind.name} with relax_pipeline={args.pipeline!r} ...")
     start = time.perf_counter()
+    # Symbolic batch and seq are planned for (and bytes reported at) the given size.
+    hints = {"batch": dims["b"], "seq": dims["s"]} if args.dynamic else None
+    pipeline = intelligen_tvm.pipeline(symbol_hints=hints) if hints and args.pipeline == "intelligen" else args.pipeline
     try:
-        executable = tvm.compile(mod, target=target, relax_pipeline=args.pipeline)
+        executable = tvm.compile(mod, target=target, relax_pipeline=pipeline)
     except Exception as err:  # noqa: BLE001 - report any build failure, then fail
         failure = f"BUILD FAILED for {TARGETS[args.target]}: {type(err).__name__}: {err}"
         print(failure, file=sys.stderr)
@@ -139,19 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     if args.target == "llvm":
         rng = np.random.default_rng(0)
-        inputs = suite.make_inputs_from_specs(suite.bert_encoder_input_specs(), dims, rng)
-        actual = run(executable, target, inputs)
-        expected = reference_outputs(model, inputs)
-        rtol, atol = tolerances(model)
-        err = max_abs_error(actual, expected)
-        ok = len(actual) == len(expected) and all(
-            a.shape == e.shape and np.allclose(a, e, rtol=rtol, atol=atol)
-            for a, e in zip(actual, expected)
-        )
-        print(f"max abs error vs onnx.reference: {err:.3g} (rtol {rtol}, atol {atol})")
-        if not ok:
-            print("MISMATCH: compiled output differs from onnx.reference", file=sys.stderr)
-            status = 1
+        for size_dims in all_dims:
+            inputs = suite.make_inputs_from_specs(suite.bert_encoder_input_specs(), size_dims, rng)
+            actual = run(executable, target, inputs)
+            expected = reference_outputs(model, inputs)
+            rtol, atol = tolerances(model)
+            err = max_abs_error(actual, expected)
+            ok = len(actual) == len(expected) and all(
+                a.shape == e.shape and np.allclose(a, e, rtol=rtol, atol=atol)
+                for a, e in zip(actual, expected)
+            )
+            at = f" at batch {size_dims['b']}, seq {size_dims['s']}" if args.dynamic else ""
+            print(f"max abs error vs onnx.reference{at}: {err:.3g} (rtol {rtol}, atol {atol})")
+            if not ok:
+                print("MISMATCH: compiled output differs from onnx.reference", file=sys.stderr)
+                status = 1
     else:
         sources = device_sources(executable, "cuda")
         source_path = onnx_path.with_name(onnx_path.stem + "_cuda.cu")
@@ -169,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if explain is None:
         print("intelligen_tvm.explain is not available yet: no region report")
         return status
-    report = explain(mod, target)
+    report = explain(mod, target, symbol_hints=hints) if hints else explain(mod, target)
     print(format_report(report))
     out_path = args.out or onnx_path.with_name(onnx_path.stem + f"_{args.target}_report.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -101,3 +101,27 @@ def test_demo_fails_on_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     real = demo.reference_outputs
     monkeypatch.setattr(demo, "reference_outputs", lambda m, x: [o + 1.0 for o in real(m, x)])
     assert demo.main(_args(tmp_path, "--pipeline", "default")) == 1
+
+
+def test_demo_dynamic_batch_and_seq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Batch and seq as dim_params: compiled once, matches onnx.reference at 1x1, 2x7 and 1x16;
+    every region other than a matmul or a lone reshape (a view) is taken by intelligen."""
+    assert demo.main(_args(tmp_path, "--dynamic")) == 0
+    out = capsys.readouterr().out
+    assert out.count("max abs error vs onnx.reference at batch") == 3
+    regions = json.loads((tmp_path / "r.json").read_text())["regions"]
+    for region in regions:
+        if region["handled_by"] == "fallback":
+            assert region["ops"][0].startswith(("matmul", "reshape")), region
+        else:
+            assert region["symbols"] == {"batch": 1, "seq": 16}
+    ops = {op for r in regions if r["handled_by"] == "intelligen" for op in r["ops"]}
+    assert {"softmax", "layer_norm", "erf"} <= ops
+
+
+def test_demo_dynamic_cuda_build_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.main(_args(tmp_path, "--dynamic", "--target", "cuda")) == 0
+    out = capsys.readouterr().out
+    assert "int64_t batch" in (tmp_path / "bert_cuda.cu").read_text()
+    if shutil.which("nvcc"):
+        assert "-cubin: OK" in out

@@ -31,6 +31,8 @@ CASES = [
     ("group_norm", [(2, 8, 4, 4), (8,), (8,)],
      lambda a, g, b: op.nn.group_norm(a, g, b, num_groups=4, channel_axis=1, axes=[2, 3]), None),
     ("softmax_leading_axis", [(64, 8)], lambda a: op.nn.softmax(a, axis=0), "intelligen"),
+    # every reduced axis has extent 1: a combine with init, not a sum across vector lanes
+    ("sum_size_one_axis", [(64, 1)], lambda a: op.exp(op.sum(a, axis=[1])), "intelligen"),
 ]
 
 

@@ -9,24 +9,25 @@ from pathlib import Path
 OURS = ("intelligen_tuned", "intelligen")  # every other contestant is a baseline
 
 
-def summarize(row: dict) -> dict:
-    """Fill in effective bandwidth fractions, the best baseline and our speedups over it."""
+def summarize(row: dict, ours: tuple[str, ...] = OURS) -> dict:
+    """Fill in effective bandwidth fractions, the best baseline and our speedups over it
+    (``ours``: the contestants that are not baselines)."""
     copy_gbps = row["copy"]["copy_gbps"]
     for c in row["contestants"].values():
         c["fraction_of_copy"] = c["gbps"] / copy_gbps if c.get("gbps") else None
-    baselines = {k: c["time_us"] for k, c in row["contestants"].items() if k not in OURS and c.get("time_us")}
+    baselines = {k: c["time_us"] for k, c in row["contestants"].items() if k not in ours and c.get("time_us")}
     best = min(baselines, key=baselines.get) if baselines else None
     row["best_baseline"] = best
     row["speedup_vs_best_baseline"] = {
         k: baselines[best] / row["contestants"][k]["time_us"]
-        for k in OURS if best and (row["contestants"].get(k) or {}).get("time_us")}
+        for k in ours if best and (row["contestants"].get(k) or {}).get("time_us")}
     return row
 
 
-def geomean_speedups(rows: list[dict]) -> dict[str, float]:
+def geomean_speedups(rows: list[dict], ours: tuple[str, ...] = OURS) -> dict[str, float]:
     """Geometric mean over cases of each of our contestants' speedup (cases without one skipped)."""
     out = {}
-    for k in OURS:
+    for k in ours:
         vals = [r["speedup_vs_best_baseline"][k] for r in rows if k in r["speedup_vs_best_baseline"]]
         if vals:
             out[k] = math.exp(sum(math.log(v) for v in vals) / len(vals))
@@ -106,11 +107,11 @@ def _grouped_bars(rows: list[dict], series: dict[str, list[float]], ylabel: str,
     plt.close(fig)
 
 
-def plot(rows: list[dict], out: Path, title: str) -> list[str]:
+def plot(rows: list[dict], out: Path, title: str, ours: tuple[str, ...] = OURS) -> list[str]:
     """fraction_of_copy.png (per case per contestant) and speedup.png (ours vs best baseline)."""
     fractions = {k: [(r["contestants"].get(k) or {}).get("fraction_of_copy") or 0 for r in rows]
                  for k in contestant_names(rows)}
     _grouped_bars(rows, fractions, "effective bandwidth / copy bandwidth", title, out / "fraction_of_copy.png")
-    speedups = {k: [r["speedup_vs_best_baseline"].get(k, 0) for r in rows] for k in OURS}
+    speedups = {k: [r["speedup_vs_best_baseline"].get(k, 0) for r in rows] for k in ours}
     _grouped_bars(rows, speedups, "speedup over the best baseline", title, out / "speedup.png", unity_line=True)
     return ["fraction_of_copy.png", "speedup.png"]

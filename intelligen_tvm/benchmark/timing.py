@@ -4,9 +4,6 @@ same run as the yardstick for effective bandwidth."""
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,9 +12,11 @@ import tvm
 from onnx import numpy_helper
 from tvm import relax
 
+from ..cost_model.bundle_runner import REPEAT_SECONDS, median_seconds, pick_number
 from ..testing import to_numpy
 
-REPEAT_SECONDS = 0.01  # one repeat lasts about this long
+__all__ = ["REPEAT_SECONDS", "check", "copy_bandwidth", "copy_kernel_module", "ideal_bytes",
+           "median_seconds", "pick_number", "run_vm", "time_vm"]
 
 
 def ideal_bytes(model: onnx.ModelProto, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> int:
@@ -36,30 +35,6 @@ def ideal_bytes(model: onnx.ModelProto, inputs: list[np.ndarray], outputs: list[
         else:
             total += array.nbytes
     return int(total)
-
-
-def pick_number(seconds_once: float) -> int:
-    """Calls per repeat so that one repeat lasts about ``REPEAT_SECONDS`` (1 to 1000)."""
-    return int(min(1000, max(1, REPEAT_SECONDS / max(seconds_once, 1e-7))))
-
-
-def median_seconds(call: Callable[[], Any], sync: Callable[[], None], repeat: int) -> float:
-    """Median over ``repeat`` repeats of the mean time of one call (after a warm-up)."""
-    call()
-    sync()
-    start = time.perf_counter()
-    call()
-    sync()
-    number = pick_number(time.perf_counter() - start)
-    samples = []
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        for _ in range(number):
-            call()
-        sync()
-        samples.append((time.perf_counter() - start) / number)
-    return statistics.median(samples)
 
 
 def time_vm(executable: Any, dev: Any, args: list, repeat: int) -> float:

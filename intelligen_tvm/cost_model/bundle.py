@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from .measure import (
     as_target,
     device_kind,
     export,
+    export_many,
     symbol_name,
 )
 
@@ -32,6 +34,7 @@ FORMAT_VERSION = bundle_runner.FORMAT_VERSION
 MANIFEST_NAME = bundle_runner.MANIFEST_NAME
 RESULTS_NAME = bundle_runner.RESULTS_NAME
 RUNNER_NAME = "bundle_runner.py"
+PACKED_NAME = "candidates.so"
 
 
 def _file_name(index: int, name: str) -> str:
@@ -39,34 +42,50 @@ def _file_name(index: int, name: str) -> str:
     return f"{index:04d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:80]}.so"
 
 
+def _try_pack(inputs: list[MeasureInput], target: Any, path: Path, on_built: Callable[[Any], None]) -> bool:
+    try:
+        on_built(export_many(inputs, target, path))
+        return True
+    except Exception:  # pylint: disable=broad-except  # built one by one instead, errors kept
+        return False
+
+
 def export_bundle(
     inputs: list[MeasureInput],
     target: Any,
     directory: str | Path,
     settings: MeasureSettings | None = None,
+    pack: bool = False,
+    on_built: Callable[[Any], None] | None = None,
 ) -> Path:
     """Build every candidate into ``directory`` and describe them in its manifest.
 
     A candidate that fails to build is kept in the manifest with ``build_error`` (the runner
     reports it as that candidate's error), so results line up with inputs one to one.
+    ``pack``: one library for all candidates (much faster to build and smaller than one each);
+    if that build fails, every candidate is built alone so that only the bad ones are lost.
+    ``on_built`` sees every built module before it is dropped (e.g. to read its device source).
     """
+    on_built = on_built or (lambda built: None)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     settings = settings or MeasureSettings()
     target = as_target(target)
     candidates = []
+    packed = PACKED_NAME if pack and inputs and _try_pack(inputs, target, directory / PACKED_NAME, on_built) else None
     for index, inp in enumerate(inputs):
         entry: dict[str, Any] = {
             "name": inp.name,
-            "file": _file_name(index, inp.name),
+            "file": packed or _file_name(index, inp.name),
             "symbol": symbol_name(inp.name),
             "args": [{"shape": list(shape), "dtype": dtype} for shape, dtype in inp.arg_specs],
             "build_error": None,
         }
-        try:
-            export(inp, target, directory / entry["file"])
-        except Exception as err:  # pylint: disable=broad-except
-            entry["build_error"] = bundle_runner.error_text("build", err)
+        if packed is None:
+            try:
+                on_built(export(inp, target, directory / entry["file"]))
+            except Exception as err:  # pylint: disable=broad-except
+                entry["build_error"] = bundle_runner.error_text("build", err)
         candidates.append(entry)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -94,10 +113,10 @@ def ingest_bundle(directory: str | Path) -> list[MeasureResult]:
     if report.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"unsupported results format {report.get('format_version')!r}")
     device = str(report.get("device", "unknown"))
-    by_file = {r.get("file"): r for r in report.get("results", [])}
+    by_key = {(r.get("file"), r.get("name")): r for r in report.get("results", [])}
     results = []
     for candidate in manifest["candidates"]:
-        raw = by_file.get(candidate["file"])
+        raw = by_key.get((candidate["file"], candidate["name"]))
         if raw is None:
             results.append(MeasureResult(candidate["name"], [], "not measured by the runner", device))
         else:

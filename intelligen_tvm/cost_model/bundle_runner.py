@@ -22,8 +22,11 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ _RPC_SESS_MASK = 128
 _KDL_CPU = 1
 # Used when a GPU does not report its L2 size: larger than the L2 of current NVIDIA/AMD parts.
 _DEFAULT_GPU_FLUSH_BYTES = 256 << 20
+REPEAT_SECONDS = 0.01  # wall-clock timing: one repeat lasts about this long
 
 ArgSpec = tuple[tuple[int, ...], str]
 
@@ -58,6 +62,7 @@ def import_tvm_runtime() -> types.ModuleType:
     package.__path__ = list(spec.submodule_search_locations)
     package.__file__ = spec.origin
     package.__package__ = "tvm"
+    package.__spec__ = spec  # others look (find_spec, torch._dynamo); its __init__ never runs
     sys.modules["tvm"] = package
     previous = os.environ.get("TVM_USE_RUNTIME_LIB")
     os.environ["TVM_USE_RUNTIME_LIB"] = "1"
@@ -194,6 +199,31 @@ def time_kernel(
     return [t * 1e6 for t in evaluator(*args).results]
 
 
+def pick_number(seconds_once: float) -> int:
+    """Calls per repeat so that one repeat lasts about ``REPEAT_SECONDS`` (1 to 1000)."""
+    return int(min(1000, max(1, REPEAT_SECONDS / max(seconds_once, 1e-7))))
+
+
+def median_seconds(call: Callable[[], Any], sync: Callable[[], None], repeat: int) -> float:
+    """Wall clock: median over ``repeat`` repeats of the mean time of one call (after a warm-up),
+    for whatever the TVM time evaluator cannot time (e.g. torch)."""
+    call()
+    sync()
+    start = time.perf_counter()
+    call()
+    sync()
+    number = pick_number(time.perf_counter() - start)
+    samples = []
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        sync()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
 def error_text(stage: str, err: BaseException) -> str:
     """One-line error for a result record: stage, exception type and message."""
     message = " ".join(str(err).split())
@@ -242,20 +272,47 @@ def run_bundle(
             {"name": c["name"], "file": c["file"], "times_us": [], "error": message}
             for c in manifest["candidates"]
         ]
-        _write_json(output, report)
+        write_json(output, report)
         print(message, file=sys.stderr)
         return 1
+    cache = BundleCache(runtime, dev, directory, int(settings.get("seed", 0)))
     for candidate in manifest["candidates"]:
-        report["results"].append(_measure_candidate(runtime, dev, directory, candidate, settings))
-        _write_json(output, report)  # after each candidate: a crash keeps what was measured
-    _write_json(output, report)
+        report["results"].append(measure_candidate(cache, candidate, settings))
+        write_json(output, report)  # after each candidate: a crash keeps what was measured
+    write_json(output, report)
     return 0
 
 
-def _measure_candidate(
-    runtime: Any, dev: Any, directory: Path, candidate: dict, settings: dict
+class BundleCache:
+    """Loaded libraries by file (a packed library holds many candidates) and device arguments by
+    signature (candidates of one region share them: random data is made once, not per candidate;
+    inputs are never written, so sharing them does not change what a candidate computes)."""
+
+    def __init__(self, runtime: Any, dev: Any, directory: Path, seed: int) -> None:
+        self.runtime, self.dev, self.directory, self.seed = runtime, dev, directory, seed
+        self._modules: dict[str, Any] = {}
+        self._args: dict[tuple, list[Any]] = {}
+
+    def module(self, file: str) -> Any:
+        if file not in self._modules:
+            self._modules[file] = self.runtime.load_module(str(self.directory / file))
+        return self._modules[file]
+
+    def args(self, specs: list[ArgSpec]) -> list[Any]:
+        key = tuple((tuple(shape), dtype) for shape, dtype in specs)
+        if key not in self._args:
+            self._args[key] = make_args(self.runtime, list(key), self.dev, seed=self.seed)
+        return self._args[key]
+
+
+def measure_candidate(
+    cache: BundleCache,
+    candidate: dict,
+    settings: dict,
+    check: Callable[[Any, list[Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One candidate's result record; errors are recorded, never raised."""
+    """One candidate's result record; errors are recorded, never raised. ``check(func, args)``,
+    if given, runs before the timing and its dict joins the record (e.g. a numerics check)."""
     result: dict[str, Any] = {
         "name": candidate["name"],
         "file": candidate["file"],
@@ -267,14 +324,17 @@ def _measure_candidate(
         return result
     stage = "load"
     try:
-        module = runtime.load_module(str(directory / candidate["file"]))
+        module = cache.module(candidate["file"])
         stage = "run"
-        specs = [(tuple(a["shape"]), a["dtype"]) for a in candidate["args"]]
-        args = make_args(runtime, specs, dev, seed=int(settings.get("seed", 0)))
+        args = cache.args([(tuple(a["shape"]), a["dtype"]) for a in candidate["args"]])
+        if check is not None:
+            stage = "check"
+            result.update(check(module.get_function(candidate["symbol"]), args))
+            stage = "run"
         result["times_us"] = time_kernel(
             module,
             candidate["symbol"],
-            dev,
+            cache.dev,
             args,
             repeat=int(settings["repeat"]),
             number=int(settings["number"]),
@@ -287,7 +347,7 @@ def _measure_candidate(
     return result
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     """Write atomically so a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))

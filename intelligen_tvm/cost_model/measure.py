@@ -126,10 +126,27 @@ def build(inp: MeasureInput, target: Any) -> Any:
     return tvm.compile(tvm.IRModule({symbol: func}), target=as_target(target))
 
 
-def export(inp: MeasureInput, target: Any, path: Path) -> Path:
-    """Build one candidate and write it as a shared library loadable by the runtime alone."""
-    build(inp, target).export_library(str(path))
-    return path
+def export(inp: MeasureInput, target: Any, path: Path) -> Any:
+    """Build one candidate and write it as a shared library loadable by the runtime alone;
+    returns the built module."""
+    built = build(inp, target)
+    built.export_library(str(path))
+    return built
+
+
+def export_many(inputs: list[MeasureInput], target: Any, path: Path) -> Any:
+    """Build several candidates into one shared library, each under ``symbol_name(name)``:
+    one compile and one link (and, for GPUs, one device module) instead of one per candidate;
+    returns the built module."""
+    funcs = {}
+    for inp in inputs:
+        symbol = symbol_name(inp.name)
+        if symbol in funcs:
+            raise ValueError(f"two candidates export the symbol {symbol!r}")
+        funcs[symbol] = inp.prim_func.with_attr("global_symbol", symbol)
+    built = tvm.compile(tvm.IRModule(funcs), target=as_target(target))
+    built.export_library(str(path))
+    return built
 
 
 @dataclass

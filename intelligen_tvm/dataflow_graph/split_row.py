@@ -1,6 +1,6 @@
 """The phases of a `split_row` plan as GIR kernels, with their DRAM workspaces.
 
-A split_row kernel (few long rows, one reduction level; see `plan.splittable`) becomes:
+A split_row kernel (few long rows, one reduction level; see `families/split_row.py`) becomes:
 
 - *partial*: outer (O, sp<G>), row (sn<L>): group (o, sp) reduces the row elements
   sp * L + sn (the last slice masked at the row end, where the masked elements take the
@@ -24,7 +24,8 @@ from ..gir import expr as E
 from ..gir.hardware import HardwareModel
 from ..gir.program import Axis, Buffer, Compute, Instr, Kernel, Load, Program, Reduce, Slice, Store, Value
 from ..gir.strategy import ParallelStrategy, PlanFamily
-from .plan import plan_kernel, row_strategy, with_strategy
+from .families.row import row_strategy
+from .plan import plan_kernel, with_strategy
 
 SPLIT, POS = "sp", "sn"   # the split a group owns, the position inside its slice
 _NEUTRAL = {"sum": 0, "prod": 1}   # max/min: the original init is idempotent, reuse it

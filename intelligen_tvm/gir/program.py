@@ -105,7 +105,8 @@ class Load(Instr):
 
     @property
     def reads(self) -> tuple[str, ...]:
-        return tuple(e.value for i in self.src.index for e in _value_refs(i))
+        guard = () if self.src.predicate is None else (self.src.predicate,)
+        return tuple(e.value for i in (*self.src.index, *guard) for e in _value_refs(i))
 
 
 @dataclass(frozen=True)
@@ -283,9 +284,10 @@ def _value_refs(expr: Expr) -> list[ValueRef]:
 
 
 def numel(shape: Iterable[int]) -> int:
+    """Element count; a symbolic extent keeps it symbolic (see symbolic.py)."""
     n = 1
     for s in shape:
-        n *= int(s)
+        n = n * s
     return n
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .symbolic import is_symbolic
+
 
 class PlanFamily(StrEnum):
     """The shape of a plan; its knobs are the strategy's other fields.  A `StrEnum` so that
@@ -45,6 +47,11 @@ class ParallelStrategy:
     @property
     def per_lane(self) -> int:
         return self.chunks * self.vector
+
+    @property
+    def streams(self) -> bool:
+        """The row streams through serial steps (always, when their count is symbolic)."""
+        return is_symbolic(self.serial) or self.serial > 1
 
     def __str__(self) -> str:
         return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "

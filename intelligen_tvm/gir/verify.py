@@ -7,6 +7,7 @@ from .expr import Call, Const, Expr, Var, free_vars, loads
 from .hardware import HardwareModel
 from .program import Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, Sync, dtype_bytes
 from .strategy import PlanFamily
+from .symbolic import is_symbolic
 
 
 def index_bounds(ix: Expr, axes: dict[str, int]) -> tuple[int, int] | None:
@@ -104,6 +105,8 @@ def verify_kernel(kernel: Kernel, program: Program, hw: HardwareModel) -> None:
         return
     if s.kind is PlanFamily.SPLIT_ROW:
         raise VerifyError(f"{kernel.name}: a split row is verified as its phase kernels (split_row.py)")
+    if not s.streams and any(is_symbolic(a.extent) for a in kernel.row):
+        raise VerifyError(f"{kernel.name}: a row of symbolic length is held on chip (it must stream)")
     for v in kernel.values.values():
         if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
             raise VerifyError(f"{kernel.name}: %{v.name} needs {s.per_lane} registers per lane")

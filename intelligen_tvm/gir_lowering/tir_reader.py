@@ -8,6 +8,8 @@ softmax, norms, GELU and friends without a per-op table.
 
 from __future__ import annotations
 
+import keyword
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import tvm
@@ -17,6 +19,7 @@ from tvm.s_tir import SBlock, SBlockRealize
 from ..gir.errors import Unsupported
 from ..gir.expr import Call, Const, Expr, Load, UNARY_OPS, Var
 from ..gir.program import Buffer
+from ..gir.symbolic import DEFAULT_HINT, symbol
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,10 @@ class _ExprReader:
         sub = lambda x: self(x, index)  # noqa: E731
         if isinstance(e, tvm.ir.expr.Var):
             if e in self.var_names:
-                return self.var_names[e]
-            raise Unsupported(f"free variable {e} in block body")
+                axis = self.var_names[e]   # int32 in GIR; as data (iota, a mask from positions) it keeps its type
+                return axis if axis.dtype == dtype else Call(dtype, "cast", (axis,))
+            raise Unsupported(f"symbolic shape: index arithmetic on {e}" if str(e.ty).startswith("int")
+                              else f"free variable {e} in block body")
         if isinstance(e, (tirx.IntImm, tirx.FloatImm)):
             value = e.value
             if dtype.startswith("int") or dtype.startswith("uint"):
@@ -74,7 +79,9 @@ class _ExprReader:
             name = self.buffer_names.get(e.source)
             if name is None:
                 raise Unsupported(f"load from unknown buffer {e.source.name}")
-            return Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
+            ld = Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
+            # A gathered position (int64 data) joins int32 index arithmetic as int32.
+            return Call(dtype, "cast", (ld,)) if index and ld.dtype != dtype else ld
         if type(e) in _BINARY:
             return Call(dtype, _BINARY[type(e)], (sub(e.a), sub(e.b)))
         if isinstance(e, tirx.Not):
@@ -127,31 +134,63 @@ def _root_alloc_buffers(func: tirx.PrimFunc) -> list:
     return []
 
 
-def _buffer(name: str, var) -> Buffer:
-    return Buffer(name, tuple(int(s) for s in var.ty.shape), str(var.ty.dtype))
+def _extent(e, what: str, hints: Mapping[str, int]) -> int:
+    """A shape or loop extent: an int, or a `SymInt` for a symbol (ONNX dim_param, Relax
+    R.Tensor(("n", 768))) or a product of symbols, planned at its hint.  Symbols are matched
+    by name across the PrimFuncs of a region (LegalizeOps keeps the Relax names).  Any other
+    run-time extent is refused with a reason."""
+    if isinstance(e, tirx.IntImm):
+        return int(e.value)
+    if isinstance(e, tvm.ir.expr.Var) and str(e.ty).startswith("int"):
+        if not e.name.isidentifier() or keyword.iskeyword(e.name):
+            raise Unsupported(f"symbolic shape: {what} has a symbol named {e.name!r}, not an identifier")
+        return symbol(e.name, hints.get(e.name, DEFAULT_HINT))
+    if isinstance(e, tirx.Mul):
+        return _extent(e.a, what, hints) * _extent(e.b, what, hints)
+    raise Unsupported(f"symbolic shape: {what} has extent {e}")
 
 
-def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> StageProgram:
+def _check_symbols_unique(func: tirx.PrimFunc) -> None:
+    """Symbols are matched by name: two different shape variables of one name (a dynamic
+    slice's output dims) must not become one."""
+    seen: dict[str, object] = {}
+    for p in func.params:
+        for dim in p.ty.shape:
+            for v in tvm.tirx.analysis.undefined_vars(dim) if not isinstance(dim, tirx.IntImm) else ():
+                if not seen.setdefault(v.name, v).same_as(v):
+                    raise Unsupported(f"symbolic shape: two different symbols named {v.name}")
+
+
+def _buffer(name: str, var, hints: Mapping[str, int]) -> Buffer:
+    shape = tuple(_extent(s, f"buffer {var.name}", hints) for s in var.ty.shape)
+    return Buffer(name, shape, str(var.ty.dtype))
+
+
+def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str,
+                   hints: Mapping[str, int] | None = None) -> StageProgram:
     """Read one PrimFunc whose parameters are called `arg_names` (inputs..., outputs...).
 
     Internal buffers are renamed `prefix + name` so that several functions of one region
-    can be concatenated without clashes.
+    can be concatenated without clashes.  `hints` gives symbolic dimensions their
+    representative sizes (DEFAULT_HINT otherwise).
     """
+    hints = hints or {}
     buffer_names: dict[object, str] = {}
     buffers: dict[str, Buffer] = {}
     params = list(func.params)
     if len(params) != len(arg_names) or not all(isinstance(p.ty, tirx.BufferType) for p in params):
         raise Unsupported("PrimFunc has non-buffer parameters")
+    _check_symbols_unique(func)
     for buf, name in zip(params, arg_names):
         buffer_names[buf] = name
-        buffers[name] = _buffer(name, buf)
+        buffers[name] = _buffer(name, buf, hints)
     for n, buf in enumerate(_root_alloc_buffers(func)):
         # Intermediate names repeat (legalized GELU allocates several "T_multiply").
         name = f"{prefix}{buf.name}" if f"{prefix}{buf.name}" not in buffers else f"{prefix}{buf.name}_{n}"
         buffer_names[buf] = name
-        buffers[name] = _buffer(name, buf)
+        buffers[name] = _buffer(name, buf, hints)
 
-    stages = [_read_block(r, buffer_names, f"{prefix}{n}_") for n, r in enumerate(_block_realizes(func.body))]
+    stages = [_read_block(r, buffer_names, f"{prefix}{n}_", hints) for n, r in enumerate(_block_realizes(func.body))]
     written = {s.out for s in stages}
     n_out = len(arg_names) - sum(1 for name in arg_names if name not in written)
     outputs = [n for n in arg_names if n in written]
@@ -161,7 +200,7 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> St
     return StageProgram(stages, buffers, inputs, outputs)
 
 
-def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
+def _read_block(realize: SBlockRealize, buffer_names, prefix: str, hints: Mapping[str, int]) -> Stage:
     block = realize.block
     if not (isinstance(realize.predicate, tirx.IntImm) and int(realize.predicate.value) == 1):
         raise Unsupported(f"block {block.name_hint} has a predicate")
@@ -170,7 +209,7 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
     var_map: dict[object, Expr] = {}
     spatial, reduce = [], []
     for iv in block.iter_vars:
-        extent = int(iv.dom.extent)
+        extent = _extent(iv.dom.extent, f"block {block.name_hint} axis {iv.var.name}", hints)
         name = f"{prefix}{block.name_hint}.{iv.var.name}"
         # Extent-1 axes carry no data: they index 0 (keepdims, broadcasting size-1 dims).
         var_map[iv.var] = Const("int32", 0) if extent == 1 else Var("int32", name)
@@ -205,12 +244,8 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str) -> Stage:
     a, b = value.args
     operand = b if a == self_load else a
     if not reduce:
-        # Every reduce axis has extent 1 (ReduceSum of x[8, 1] over axis 1, softmax or a norm
-        # over a size-1 axis): the block runs its update once, out = init op value, which is
-        # plain elementwise work.  Kept as a reduction it would reduce over no row axis, and a
-        # flat plan would fold several outputs into one accumulator.
-        return Stage(prefix + block.name_hint, out, tuple(spatial), (),
-                     Call(value.dtype, value.op, (init, operand)))
+        # Every reduced axis has extent 1 (a sum over a kept size-1 dim): one combine with init.
+        return Stage(prefix + block.name_hint, out, tuple(spatial), (), Call(value.dtype, value.op, (init, operand)))
     return Stage(prefix + block.name_hint, out, tuple(spatial), tuple(reduce), operand,
                  _COMBINERS[value.op], init)
 

@@ -18,6 +18,7 @@ from typing import ClassVar, Protocol
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
+from ..gir.symbolic import GENERATED_NAMES, symbols_of
 
 SYNC = object()   # marker between phases
 
@@ -34,7 +35,6 @@ _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
-_TRAPPING = frozenset({"div", "floordiv", "floormod"})   # on integers: a zero divisor traps
 
 # Ops a T.vectorized loop may compute: TVM 0.27's CUDA codegen prints their vector form lane by
 # lane inside a scope of its own.  Every other vector op (an extern call such as powf or expf, a
@@ -73,12 +73,6 @@ def safe_name(name: str) -> str:
     return "b_" + re.sub(r"\W", "_", name)
 
 
-def _div(args: list[str], dtype: str) -> str:
-    if dtype.startswith(("int", "uint")):   # TIR's Div on integers truncates
-        return f"T.truncdiv({args[0]}, {args[1]})"
-    return f"({args[0]} / {args[1]})"
-
-
 def _neg(args: list[str], dtype: str) -> str:
     return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
 
@@ -91,7 +85,7 @@ class ExprPrinter(E.Printer):
     value_text: dict[str, str]
 
     code_for_op: ClassVar = {
-        **{op: E.infix(sym) for op, sym in _INFIX.items()}, "div": _div,
+        **{op: E.infix(sym) for op, sym in _INFIX.items()},
         "and": E.template("T.And({0}, {1})"), "or": E.template("T.Or({0}, {1})"), "not": E.template("T.Not({0})"),
         "neg": _neg, "select": E.template("T.Select({0}, {1}, {2})"),
         "cast": lambda args, dtype: f'T.Cast("{dtype}", {args[0]})',
@@ -166,7 +160,7 @@ class KernelRenderer:
 
     def _n_base(self, c: str) -> str:
         s = self.s
-        step = f"(st * {s.chunks} + {c})" if s.serial > 1 else c
+        step = f"(st * {s.chunks} + {c})" if s.streams else c
         return f"((({step}) * {s.threads_per_row} + {self._t()}) * {s.vector})"
 
     def _row_valid(self) -> str | None:
@@ -200,14 +194,19 @@ class KernelRenderer:
         return out | _coords(rest, f"(g // {na * nb})")
 
     def _axis_text(self) -> dict[str, str]:
+        """Region axes as int32 (GIR index arithmetic is int32): with symbolic extents the
+        coordinates are computed in int64 (the shape variables' type) and cast back."""
         s = self.s
         if s.kind is PlanFamily.TILE:
-            return self._tile_axis_text()
-        if s.kind is PlanFamily.FLAT:
-            return _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
-        out = _coords(self.kernel.outer, self._row())
-        if self.kernel.row:
-            out |= _coords(self.kernel.row, self._n_base("c"), "v" if s.vector > 1 else "")
+            out = self._tile_axis_text()
+        elif s.kind is PlanFamily.FLAT:
+            out = _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
+        else:
+            out = _coords(self.kernel.outer, self._row())
+            if self.kernel.row:
+                out |= _coords(self.kernel.row, self._n_base("c"), "v" if s.vector > 1 else "")
+        if symbols_of(self.kernel.axes.values()):
+            out = {name: f'T.Cast("int32", {text})' for name, text in out.items()}
         return out
 
     # ---- values ----------------------------------------------------------------------
@@ -262,30 +261,18 @@ class KernelRenderer:
         elif isinstance(ins, Compute):
             p = self._printer(self._elem())
             val = self.kernel.values[ins.dst]
-            is_row = self._is_row(ins.dst)
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
+            line = f"{self._ref(ins.dst, self._elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
             dtypes = [val.dtype] + [self.kernel.values[a].dtype if isinstance(a, str) else a.dtype for a in ins.args]
             vec = vector_safe(ins.op, dtypes)
-            if ins.op in _TRAPPING and not val.dtype.startswith("float"):
-                safe = self._safe_divisor(args[1], val.dtype, is_row)
-                # a vectorized select on a lane condition does not build for CUDA (bool vector
-                # casts); integer division has no vector instruction anyway
-                vec, args[1] = vec and safe == args[1], safe
-            line = f"{self._ref(ins.dst, self._elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
-            self._emit(self._row_loop([line], vectorize=vec) if is_row else [line])
+            # Lanes past the end hold no data: an integer division there may divide by zero (a trap on a CPU).
+            traps = ins.op in ("div", "floordiv", "floormod") and not val.dtype.startswith("float")
+            conds = [self._row_valid(), self._n_valid("c") if self._is_row(ins.dst) else None] if traps else []
+            self._emit(self._row_loop([line], vec, conds) if self._is_row(ins.dst) else self._guard(conds, [line]))
         elif isinstance(ins, Reduce):
             self._reduce(ins)
         else:
             raise TypeError(ins)
-
-    def _safe_divisor(self, divisor: str, dtype: str, is_row: bool) -> str:
-        """Lanes past the end of the data compute on registers no load filled: an integer
-        division there must not trap (SIGFPE on a CPU), so they divide by 1 instead."""
-        conds = [c for c in [self._row_valid(), self._n_valid("c") if is_row else None] if c]
-        if not conds:
-            return divisor
-        valid = " and ".join(f"({c})" for c in conds)
-        return f"T.Select({valid}, {divisor}, T.{dtype}(1))"
 
     def _load(self, ins: Load) -> None:
         p = self._printer(self._elem())
@@ -373,11 +360,11 @@ class KernelRenderer:
         for name, val in self.kernel.values.items():
             self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
         for red in self.kernel.instrs:
-            if isinstance(red, Reduce) and red.shift is not None and s.serial > 1:
+            if isinstance(red, Reduce) and red.shift is not None and s.streams:
                 self.allocs.append(self.d.reg_alloc(f"{red.dst}_prev_max", 1, self.kernel.values[red.dst].dtype, s))
         for buf in self.kernel.local_buffers.values():
             self.allocs.append(self.d.sram_alloc(buf.name, numel(buf.shape), buf.dtype))
-        if s.serial > 1:
+        if s.streams:
             self._render_streaming()
         else:
             for ins in self.kernel.instrs:
@@ -425,10 +412,18 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
     """One PrimFunc: the region's inputs and outputs are its parameters, other DRAM buffers
     (workspaces between kernels) its global allocations, its kernels launched in order."""
     params = [*program.inputs, *program.outputs]
-    sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
-                    for b in params)
+    symbols = symbols_of(d for b in params for d in program.buffers[b].shape)
+    assert not any(GENERATED_NAMES.fullmatch(s) for s in symbols), symbols   # symbolic.symbol() renames them
+    if symbols:   # shapes bound at run time: handles matched to buffers over the symbols
+        sig = ", ".join(f"h_{safe_name(b)}: T.handle" for b in params)
+    else:
+        sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
+                        for b in params)
     lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
              f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})']
+    lines += [f"    {name} = T.int64()" for name in symbols]
+    lines += [f'    {safe_name(b)} = T.match_buffer(h_{safe_name(b)}, {shape_text(program.buffers[b].shape)}, '
+              f'"{program.buffers[b].dtype}")' for b in params if symbols]
     # A root block keeps Relax analyses that expect S-TIR (e.g. has_reshape_pattern) happy.
     lines.append('    with T.sblock("root"):')
     moved = {ins.dst.buffer if isinstance(ins, Store) else ins.src.buffer

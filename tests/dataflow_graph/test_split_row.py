@@ -16,7 +16,8 @@ from intelligen_tvm.cost_model.features import features
 from intelligen_tvm.cost_model.prior import LAUNCH_US, predicted_time_us
 from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import plan_kernel, planned_dram_bytes, program_dram_bytes, splittable
+from intelligen_tvm.dataflow_graph.families.split_row import splittable
+from intelligen_tvm.dataflow_graph.plan import plan_kernel, planned_dram_bytes, program_dram_bytes
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.split_row import planned_program
 from intelligen_tvm.gir.errors import VerifyError
