@@ -89,6 +89,8 @@ def verify_kernel(kernel: Kernel, program: Program, hw: HardwareModel) -> None:
             if ins.level is Level.DRAM and ins.dst.buffer in program.inputs:
                 raise VerifyError(f"{where}: store into region input {ins.dst.buffer}")
         if isinstance(ins, Reduce):
+            if not row_axes:
+                raise VerifyError(f"{where}: reduction in a kernel without row axes")
             if kernel.values[ins.dst].axes & row_axes:
                 raise VerifyError(f"{where}: reduction result still varies over row axes")
             if s is not None and ins.scope is Scope.UNIT and s.threads_per_row > hw.lanes_per_unit:

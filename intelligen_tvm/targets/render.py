@@ -73,6 +73,12 @@ def safe_name(name: str) -> str:
     return "b_" + re.sub(r"\W", "_", name)
 
 
+def _div(args: list[str], dtype: str) -> str:
+    if dtype.startswith(("int", "uint")):   # TIR's Div on integers truncates; TVMScript's "/" refuses them
+        return f"T.truncdiv({args[0]}, {args[1]})"
+    return f"({args[0]} / {args[1]})"
+
+
 def _neg(args: list[str], dtype: str) -> str:
     return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
 
@@ -85,7 +91,7 @@ class ExprPrinter(E.Printer):
     value_text: dict[str, str]
 
     code_for_op: ClassVar = {
-        **{op: E.infix(sym) for op, sym in _INFIX.items()},
+        **{op: E.infix(sym) for op, sym in _INFIX.items()}, "div": _div,
         "and": E.template("T.And({0}, {1})"), "or": E.template("T.Or({0}, {1})"), "not": E.template("T.Not({0})"),
         "neg": _neg, "select": E.template("T.Select({0}, {1}, {2})"),
         "cast": lambda args, dtype: f'T.Cast("{dtype}", {args[0]})',

@@ -99,6 +99,31 @@ def test_extent_one_axes_index_zero() -> None:
     assert b_load.indices[0] == E.Const("int32", 0)
 
 
+@pytest.mark.parametrize("op,init", [("sum", 0.0), ("max", None), ("min", None), ("prod", 1.0)])
+def test_reduction_over_extent_one_axes_only_is_elementwise(op: str, init) -> None:
+    """Reducing x[8, 1] over axis 1 runs the update once: out = init op x, no reducer left
+    (a reducer without a row axis would fold several outputs into one accumulator)."""
+    fn = lambda x: getattr(relax.op, op)(x, axis=[1], keepdims=True)  # noqa: E731
+    func = single_prim_func(fn, [(8, 1)])
+    sp = read_prim_func(func, ["x", "out"], "c0_")
+    (st,) = sp.stages
+    assert st.reducer is None and st.reduce == () and [n for _, n in st.spatial] == [8]
+    assert isinstance(st.value, E.Call) and st.value.op == {"prod": "mul"}.get(op, {"sum": "add"}.get(op, op))
+    first, second = st.value.args
+    assert isinstance(first, E.Const) and isinstance(second, E.Load) and second.buffer == "x"
+    if init is not None:
+        assert float(first.value) == init
+    _check_numerics(func, sp, {"x": RNG.uniform(-2, 2, (8, 1)).astype("float32")})
+
+
+def test_reduction_keeps_its_non_trivial_axes_beside_extent_one_ones() -> None:
+    func = single_prim_func(lambda x: relax.op.sum(x, axis=[1, 2]), [(4, 1, 8)])
+    sp = read_prim_func(func, ["x", "out"], "c0_")
+    (st,) = sp.stages
+    assert st.reducer == "sum" and [n for _, n in st.reduce] == [8]
+    _check_numerics(func, sp, {"x": RNG.uniform(-2, 2, (4, 1, 8)).astype("float32")})
+
+
 def test_mean_and_variance_read_and_compute() -> None:
     fn = lambda x: relax.op.variance(x, axis=[1], keepdims=False)  # noqa: E731
     func = single_prim_func(fn, [(8, 16)])
