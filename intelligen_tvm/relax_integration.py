@@ -6,11 +6,23 @@ a call joins a producer's region when the merged region still lowers to ONE kern
 FuseOps, several reductions in a chain (softmax, decomposed LayerNorm) become one region.
 Each taken region is replaced by one call to the kernel we emit; everything else goes
 through TVM's default pipeline (FuseOps, FuseTIR, DLight on GPUs).
+
+A region we cannot take falls back for one of two reasons.  `Unsupported` is by design
+(an op without a GIR lowering, a compute-bound op).  Any other exception while lowering is
+an internal error, a bug of ours: the region still falls back (a bug must never break the
+user's build), but it is reported as such, with the exception and where it was raised,
+and warned about as `IntelliGenInternalError` (raised instead with INTELLIGEN_STRICT=1;
+the test suite turns the warning into an error).  Trial merges of region selection that
+hit an internal error are recorded in the report of the region the call ended up in.
 """
 
 from __future__ import annotations
 
+import os
+import traceback
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import tvm
@@ -25,6 +37,73 @@ _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
 # compute-bound (matmul, conv): those stay with TVM.
 MAX_ITERATIONS_PER_ELEMENT = 8
+
+
+STRICT_ENV = "INTELLIGEN_STRICT"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class IntelliGenInternalError(UserWarning):
+    """A bug of ours while lowering a region: the region fell back to TVM (see the report)."""
+
+
+@dataclass(frozen=True)
+class InternalError:
+    """An exception other than `Unsupported` raised while lowering `ops`."""
+
+    ops: tuple[str, ...]
+    during: str                 # "trial merge" (region selection) or "lowering"
+    type: str
+    message: str
+    where: str                  # innermost frame inside intelligen_tvm: path:line (function)
+    exception: BaseException = field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, err: BaseException, ops: list[str], during: str) -> "InternalError":
+        frames = traceback.extract_tb(err.__traceback__)
+        ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(_PACKAGE_DIR)]
+        frame = (ours or frames)[-1] if frames else None
+        where = "?" if frame is None else \
+            f"{_relative(frame.filename)}:{frame.lineno} ({frame.name})"
+        return cls(tuple(ops), during, type(err).__name__, str(err).strip(), where, err)
+
+    def as_dict(self) -> dict:
+        return {"ops": list(self.ops), "during": self.during, "type": self.type,
+                "message": self.message, "where": self.where}
+
+    def text(self) -> str:
+        first_line = self.message.splitlines()[0] if self.message else ""
+        return f"{self.type}: {first_line} (during {self.during} of {'+'.join(self.ops)}, at {self.where})"
+
+
+def _relative(filename: str) -> str:
+    path = Path(filename).resolve()
+    root = _PACKAGE_DIR.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else filename
+
+
+class LoweringBug(Exception):
+    """Raised by `RegionSelector.try_lower` for an internal error (carries its record)."""
+
+    def __init__(self, record: InternalError):
+        super().__init__(record.text())
+        self.record = record
+
+
+def strict() -> bool:
+    return os.environ.get(STRICT_ENV, "") not in ("", "0")
+
+
+def warn_internal_errors(name: str, ops: list[str], errors: list[InternalError], fell_back: bool) -> None:
+    """Warn (or raise, with INTELLIGEN_STRICT=1) about the internal errors of one region."""
+    if not errors:
+        return
+    outcome = "fell back to TVM" if fell_back else "was taken smaller than it should be"
+    text = (f"intelligen internal error in {name} ({'+'.join(ops)}), which {outcome}: "
+            + "; ".join(e.text() for e in errors))
+    if strict():
+        raise IntelliGenInternalError(text) from errors[0].exception
+    warnings.warn(text, IntelliGenInternalError, stacklevel=2)
 
 
 @dataclass
@@ -42,6 +121,16 @@ class Region:
     lowered: LoweredRegion | None = None
     reason: str = ""
     outputs: list = field(default_factory=list)
+    failure: InternalError | None = None          # why it fell back, when that is a bug of ours
+    trial_errors: list[InternalError] = field(default_factory=list)   # failed merges into it
+
+    @property
+    def internal_errors(self) -> list[InternalError]:
+        return self.trial_errors + ([self.failure] if self.failure else [])
+
+    def fail(self, err: Unsupported | LoweringBug) -> None:
+        self.lowered, self.reason = None, str(err)
+        self.failure = err.record if isinstance(err, LoweringBug) else None
 
     @property
     def ops(self) -> list[str]:
@@ -129,19 +218,21 @@ class RegionSelector:
         return concat_programs(parts, inputs, outputs)
 
     def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
-        stages = self._stages(calls)
-        reason = compute_bound_reason(stages)
-        if reason:
-            raise Unsupported(reason)
-        if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
-            raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
+        """The region's lowering; raises `Unsupported` (by design) or `LoweringBug` (ours)."""
         try:
+            stages = self._stages(calls)
+            reason = compute_bound_reason(stages)
+            if reason:
+                raise Unsupported(reason)
+            if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
+                raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
             return lower_region(stages, name, self.target, emit=name != "trial",
                                 choose=choose or self.trial_choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
-            raise Unsupported(f"lowering failed ({type(err).__name__}: {err})") from err
+            during = "trial merge" if name == "trial" else "lowering"
+            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], during)) from err
 
     def _is_convex(self, group: set[int]) -> bool:
         """No path leaves the group and comes back (that would need the group to run twice)."""
@@ -155,9 +246,12 @@ class RegionSelector:
                 tainted.add(i)
         return True
 
-    def _merge_into_producers(self, producers: list[Region], site: CallSite, owner: dict) -> bool:
+    def _merge_into_producers(self, producers: list[Region], site: CallSite, owner: dict,
+                              errors: list[InternalError]) -> bool:
         """Join all producer regions and the call into one region if that still lowers;
-        otherwise join the latest producer region that accepts it."""
+        otherwise join the latest producer region that accepts it.  Merges that fail with
+        an internal error are appended to `errors` (and recorded on the region taking the
+        call)."""
         options = [producers] if len(producers) > 1 else []
         options += [[r] for r in sorted(producers, key=lambda r: -r.calls[-1].index)]
         for chosen in options:
@@ -168,10 +262,15 @@ class RegionSelector:
                 lowered = self.try_lower(calls + [site], "trial")
             except Unsupported:
                 continue
+            except LoweringBug as bug:
+                errors.append(bug.record)
+                continue
             keep, rest = chosen[0], chosen[1:]
             keep.calls, keep.lowered, keep.reason = calls + [site], lowered, ""
             for r in rest:
-                r.calls = []
+                keep.trial_errors += r.trial_errors
+                r.calls, r.trial_errors = [], []
+            keep.trial_errors += errors
             for c in keep.calls:
                 owner[c.index] = keep
             return True
@@ -187,14 +286,14 @@ class RegionSelector:
                 j = self.var_index.get(v)
                 if j in owner and owner[j] not in producers:
                     producers.append(owner[j])
-            merged = self._merge_into_producers(producers, site, owner)
-            if merged:
+            errors: list[InternalError] = []
+            if self._merge_into_producers(producers, site, owner, errors):
                 continue
-            region = Region([site])
+            region = Region([site], trial_errors=errors)
             try:
                 region.lowered = self.try_lower([site], "trial")
-            except Unsupported as err:
-                region.reason = str(err)
+            except (Unsupported, LoweringBug) as err:
+                region.fail(err)
             regions.append(region)
             owner[i] = region
         return [r for r in regions if r.calls]
@@ -216,8 +315,8 @@ def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Ch
     """Lower again with the final output set (later members may have absorbed users)."""
     try:
         region.lowered = selector.try_lower(region.calls, name, choose)
-    except Unsupported as err:
-        region.lowered, region.reason = None, str(err)
+    except (Unsupported, LoweringBug) as err:
+        region.fail(err)
 
 
 # Builds the call that replaces a taken region: (builder, name, region, input exprs, output vars) -> call.
@@ -245,6 +344,7 @@ def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: 
         if region.lowered is not None:
             _final_lower(selector, region, name, choose)
         reports.append(region_report(name, region))
+        warn_internal_errors(name, region.ops, region.internal_errors, region.lowered is None)
         if region.lowered is None:
             continue
         stages = region.lowered.stage_program
@@ -289,13 +389,20 @@ def _topological(bindings: list) -> list:
 
 
 def region_report(name: str, region: Region) -> dict:
+    """`fallback` says why a region was not taken: "unsupported" (by design, see `reason`)
+    or "internal_error" (a bug of ours); `internal_errors` lists every internal error met
+    on the region, failed trial merges of a taken region included."""
+    errors = [e.as_dict() for e in region.internal_errors]
     if region.lowered is None:
         return {"name": name, "ops": region.ops, "handled_by": "fallback", "reason": region.reason,
+                "fallback": "internal_error" if region.failure else "unsupported",
+                "internal_errors": errors,
                 "dram_bytes_ideal": None, "dram_bytes_naive": None, "dram_bytes_planned": None,
                 "kernels": len(region.calls), "strategy": None, "fingerprint": None}
     lw = region.lowered
     return {
-        "name": name, "ops": region.ops, "handled_by": "intelligen",
+        "name": name, "ops": region.ops, "handled_by": "intelligen", "fallback": None,
+        "internal_errors": errors,
         "dram_bytes_ideal": lw.dram_bytes_ideal, "dram_bytes_naive": lw.dram_bytes_naive,
         "dram_bytes_planned": lw.dram_bytes_planned, "kernels": len(lw.optimized.kernels),
         "strategy": lw.kernel.strategy.describe(), "fingerprint": lw.fingerprint,
@@ -357,7 +464,14 @@ def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
 def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default_choice) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return apply_regions(mod, target, choose)[0]
+        try:
+            return apply_regions(mod, target, choose)[0]
+        except IntelliGenInternalError:
+            raise   # raised by strict mode, or by a warnings filter that makes it an error
+        except Exception as err:  # a bug outside any one region: the whole module goes to TVM
+            record = InternalError.of(err, [], "region rewrite")
+            warn_internal_errors("region rewriting", ["the whole module"], [record], fell_back=True)
+            return mod
 
     return _pass
 

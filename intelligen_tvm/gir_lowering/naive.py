@@ -34,15 +34,17 @@ class StageEmitter:
             index = tuple(self._hoist_gathers(i, predicate) for i in e.indices)
             sl = Slice(e.buffer, index, predicate)
             axes = sl.axes()
-            for ref in E.walk_value_refs(index):
+            for ref in sl.value_refs():
                 axes |= self.values[ref].axes
             dst = self._new(e.dtype, axes)
             self.instrs.append(Load(dst, sl))
             return dst
         if isinstance(e, E.Call):
             if e.op == "select":
-                cond = e.args[0]
-                c = self.operand(cond, predicate)
+                c = self.operand(e.args[0], predicate)
+                # Branch loads are guarded by the condition's register value (its loads are
+                # forwarded like any other), or by the bound itself when it is axis arithmetic.
+                cond = E.ValueRef(e.args[0].dtype, c) if isinstance(c, str) else c
                 neg = E.Call("bool", "not", (cond,))
                 a = self.operand(e.args[1], _and(predicate, cond))
                 b = self.operand(e.args[2], _and(predicate, neg))

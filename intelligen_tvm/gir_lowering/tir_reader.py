@@ -14,7 +14,7 @@ import tvm
 from tvm import tirx
 from tvm.s_tir import SBlock, SBlockRealize
 
-from ..gir.expr import UNARY_OPS, Call, Const, Expr, Load, Var
+from ..gir.expr import UNARY_OPS, Call, Const, Expr, Load, Var, loads
 from ..gir.program import Buffer
 
 
@@ -47,6 +47,7 @@ _BINARY = {
     tirx.LT: "lt", tirx.LE: "le", tirx.GT: "gt", tirx.GE: "ge", tirx.EQ: "eq", tirx.NE: "ne",
     tirx.And: "and", tirx.Or: "or",
 }
+_COMPARISONS = (tirx.LT, tirx.LE, tirx.GT, tirx.GE, tirx.EQ, tirx.NE)
 _RENAMED = {"fabs": "abs", "nearbyint": "round"}   # TIR intrinsic name -> GIR op
 _COMBINERS = {"add": "sum", "max": "max", "min": "min", "mul": "prod"}
 
@@ -78,6 +79,12 @@ class _ExprReader:
             if name is None:
                 raise Unsupported(f"load from unknown buffer {e.source.name}")
             return Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
+        if isinstance(e, _COMPARISONS) and not index:
+            a, b = sub(e.a), sub(e.b)
+            if _is_index_arithmetic(a) and _is_index_arithmetic(b):
+                # a bound on the iteration vars (concat's `8 <= ax1`): compare in index arithmetic
+                a, b = self(e.a, True), self(e.b, True)
+            return Call(dtype, _BINARY[type(e)], (a, b))
         if type(e) in _BINARY:
             return Call(dtype, _BINARY[type(e)], (sub(e.a), sub(e.b)))
         if isinstance(e, tirx.Not):
@@ -95,6 +102,11 @@ class _ExprReader:
                 return Call(dtype, gir_op, tuple(sub(a) for a in e.args))
             raise Unsupported(f"intrinsic {op} has no GIR lowering")
         raise Unsupported(f"expression {type(e).__name__} has no GIR lowering")
+
+
+def _is_index_arithmetic(e: Expr) -> bool:
+    """Integer arithmetic on iteration vars and constants only (no data loaded)."""
+    return e.dtype.startswith(("int", "uint")) and not loads(e)
 
 
 def _block_realizes(stmt) -> list[SBlockRealize]:
