@@ -29,7 +29,8 @@ import tvm
 from tvm import relax
 
 from . import targets
-from .gir_lowering.tir_reader import StageProgram, Unsupported, concat_programs, read_prim_func
+from .gir import expr as E
+from .gir_lowering.tir_reader import Stage, StageProgram, Unsupported, concat_programs, read_prim_func
 from .gir.program import numel
 from .region import Chooser, LoweredRegion, default_choice, lower_region
 
@@ -151,12 +152,41 @@ def _call_site(index: int, binding, mod: tvm.IRModule) -> CallSite | None:
 
 
 def compute_bound_reason(stages: StageProgram) -> str | None:
+    """Why a region is compute-bound and stays with TVM (None if it is not)."""
+    for st in stages.stages:
+        if is_contraction(st):
+            return "a contraction (matmul/conv): compute-bound; left to TVM"
     biggest = max(numel(b.shape) for b in stages.buffers.values())
     for st in stages.stages:
         domain = numel([e for _, e in (*st.spatial, *st.reduce)])
         if domain > MAX_ITERATIONS_PER_ELEMENT * biggest:
-            return "compute-intensive (matmul/conv-like); left to TVM"
+            return "compute-intensive (iterates many times per element); left to TVM"
     return None
+
+
+def is_contraction(stage: Stage) -> bool:
+    """A sum of a product of two different tensors that both vary along the reduced axes:
+    matmul, batch matmul and every convolution (1x1, depthwise, grouped), whatever the
+    extents.  A sum of squares (one tensor twice) or a scaled sum (the factor is constant
+    along the row) is not one."""
+    if stage.reducer != "sum" or not stage.reduce:
+        return False
+    reduced = {name for name, _ in stage.reduce}
+    tensors = set()
+    for factor in _factors(stage.value):
+        varying = frozenset(ld.buffer for ld in E.loads(factor) if E.free_vars(ld) & reduced)
+        if varying:
+            tensors.add(varying)
+    return len(tensors) >= 2
+
+
+def _factors(value: E.Expr) -> list[E.Expr]:
+    """The factors of a product, through casts (mixed-precision matmuls cast each operand)."""
+    if isinstance(value, E.Call) and value.op == "cast":
+        return _factors(value.args[0])
+    if isinstance(value, E.Call) and value.op == "mul":
+        return [f for a in value.args for f in _factors(a)]
+    return [value]
 
 
 class _Names:

@@ -387,3 +387,55 @@ def test_regression_region_is_taken_and_matches(name: str) -> None:
     inputs = [rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype("float32")
               for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     _compile_and_check(model, True, inputs=inputs)
+
+
+# ---- compute-bound ops stay with TVM, whatever their shapes ------------------------------------
+
+def _conv(x_shape, w_shape, **attrs) -> onnx.NodeProto:
+    return helper.make_node("Conv", ["x", "w"], ["out"], kernel_shape=list(w_shape[2:]), **attrs)
+
+
+CONTRACTIONS = {
+    # MobileNetV3 / EfficientNet: a stride-2 depthwise conv iterates ~2x per element
+    "depthwise_stride2": ([_conv(None, [32, 1, 3, 3], group=32, strides=[2, 2], pads=[1, 1, 1, 1])],
+                          [("x", [1, 32, 28, 28])], [_weights("w", [32, 1, 3, 3])]),
+    "depthwise_5x5": ([_conv(None, [16, 1, 5, 5], group=16, pads=[2, 2, 2, 2])],
+                      [("x", [1, 16, 14, 14])], [_weights("w", [16, 1, 5, 5])]),
+    # squeeze-and-excite: 1x1 convs on a [1, C, 1, 1] tensor, the weight is the largest tensor
+    "conv1x1_squeeze_excite": ([_conv(None, [8, 32, 1, 1])], [("x", [1, 32, 1, 1])], [_weights("w", [8, 32, 1, 1])]),
+    "conv1x1": ([_conv(None, [24, 4, 1, 1])], [("x", [2, 4, 16, 16])], [_weights("w", [24, 4, 1, 1])]),
+    "grouped": ([_conv(None, [16, 4, 3, 3], group=4, pads=[1, 1, 1, 1])],
+                [("x", [1, 16, 8, 8])], [_weights("w", [16, 4, 3, 3])]),
+    "conv_bias_relu": ([helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                        helper.make_node("Relu", ["c"], ["out"])],
+                       [("x", [1, 4, 8, 8])], [_weights("w", [8, 4, 3, 3]), _weights("b", [8])]),
+    "matmul_vector": ([helper.make_node("MatMul", ["x", "w"], ["out"])], [("x", [1, 64])], [_weights("w", [64, 4])]),
+    "batch_matmul": ([helper.make_node("MatMul", ["x", "y"], ["out"])], [("x", [4, 16, 8]), ("y", [4, 8, 4])], []),
+}
+
+
+@pytest.mark.parametrize("name", CONTRACTIONS)
+def test_contractions_are_never_taken(name: str) -> None:
+    nodes, inputs, inits = CONTRACTIONS[name]
+    model = _onnx(nodes, inputs, ["out"], inits)
+    regions = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
+    contraction = [r for r in regions if {"conv2d", "matmul"} & set(r["ops"])]
+    assert contraction, regions
+    for region in contraction:
+        assert region["ops"] in (["conv2d"], ["matmul"]), region["ops"]
+        assert region["handled_by"] == "fallback" and region["fallback"] == "unsupported"
+        assert "contraction" in region["reason"]
+    rng = np.random.default_rng(0)
+    _compile_and_check(model, True, inputs=[rng.standard_normal(s).astype("float32") for _, s in inputs])
+
+
+def test_a_scaled_row_sum_and_a_sum_of_squares_are_no_contraction() -> None:
+    """sum(x * s) with s constant along the row, and sum(x * x), stay memory-intensive."""
+    model = _onnx([helper.make_node("Mul", ["x", "s"], ["xs"]),
+                   helper.make_node("ReduceSum", ["xs", "axes"], ["a"], keepdims=1),
+                   helper.make_node("Mul", ["x", "x"], ["xx"]),
+                   helper.make_node("ReduceSum", ["xx", "axes"], ["b"], keepdims=1),
+                   helper.make_node("Add", ["a", "b"], ["out"])],
+                  [("x", [8, 64]), ("s", [8, 1])], ["out"], [_i64("axes", [1])])
+    (region,) = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
+    assert region["handled_by"] == "intelligen", region
