@@ -160,6 +160,8 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str) -> St
     for buf, name in zip(params, arg_names):
         buffer_names[buf] = name
         buffers[name] = _buffer(name, buf)
+        if 0 in buffers[name].shape:
+            raise Unsupported(f"{name} is an empty tensor")
     for n, buf in enumerate(_root_alloc_buffers(func)):
         # Intermediate names repeat (legalized GELU allocates several "T_multiply").
         name = f"{prefix}{buf.name}" if f"{prefix}{buf.name}" not in buffers else f"{prefix}{buf.name}_{n}"

@@ -43,6 +43,10 @@ def combine_text(op: str, a: str, b: str) -> str:
 def const_text(c: E.Const) -> str:
     if c.dtype == "bool":
         return "T.bool(True)" if c.value else "T.bool(False)"
+    if c.dtype == "float64":   # T.float64(x) range-checks x as a float32 (max/min inits overflow)
+        return f'T.FloatImm("float64", {c.value!r})'
+    if c.dtype == "uint64" and int(c.value) >= 2 ** 63:   # T.uint64 takes no int beyond int64
+        return f'T.Cast("uint64", T.int64({int(c.value) - 2 ** 64}))'
     return f"T.{c.dtype}({c.value!r})"
 
 
@@ -84,6 +88,8 @@ class ExprPrinter:
 
 
 def call_text(op: str, dtype: str, args: list[str]) -> str:
+    if op == "div" and dtype.startswith(("int", "uint")):   # TIR's Div on integers truncates
+        return f"T.truncdiv({args[0]}, {args[1]})"
     if op in _INFIX:
         return f"({args[0]} {_INFIX[op]} {args[1]})"
     if op == "and":
