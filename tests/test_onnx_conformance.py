@@ -83,7 +83,7 @@ OWNED_ELSEWHERE = {
            for op in ("l1", "l2", "log_sum", "log_sum_exp", "sum_square")]
         + ["test_reduce_sum_empty_set_non_reduced_axis_zero_const"], _SYMBOLIC),
     **dict.fromkeys(
-        ["test_div_uint32", "test_div_uint64", "test_mod_uint32", "test_mod_uint64",
+        ["test_div_uint32", "test_div_uint64", "test_div_int32_trunc", "test_mod_uint32", "test_mod_uint64",
          "test_mod_broadcast", "test_mod_mixed_sign_int16", "test_mod_mixed_sign_int32",
          "test_mod_mixed_sign_int64"], _SIGFPE),
 }

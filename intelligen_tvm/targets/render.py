@@ -46,7 +46,8 @@ def const_text(c: E.Const) -> str:
     if c.dtype == "float64":   # T.float64(x) range-checks x as a float32 (max/min inits overflow)
         return f'T.FloatImm("float64", {c.value!r})'
     if c.dtype == "uint64" and int(c.value) >= 2 ** 63:   # T.uint64 takes no int beyond int64
-        return f'T.Cast("uint64", T.int64({int(c.value) - 2 ** 64}))'
+        high, low = divmod(int(c.value), 2 ** 32)
+        return f"((T.uint64({high}) << T.uint64(32)) | T.uint64({low}))"
     return f"T.{c.dtype}({c.value!r})"
 
 
