@@ -11,13 +11,15 @@ import tvm
 
 from . import targets
 from .dataflow_graph.fuse import build_kernel
-from .dataflow_graph.plan import HardwareModel, plan_kernel, program_dram_bytes
+from .dataflow_graph.plan import plan_kernel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
+from .gir.errors import Unsupported
+from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Load, Program, slice_footprint
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
-from .gir_lowering.tir_reader import StageProgram, Unsupported
+from .gir_lowering.tir_reader import StageProgram
 
 
 @dataclass

@@ -30,8 +30,9 @@ from tvm import relax
 
 from . import targets
 from .gir import expr as E
-from .gir_lowering.tir_reader import Stage, StageProgram, Unsupported, concat_programs, read_prim_func
+from .gir.errors import Unsupported
 from .gir.program import numel
+from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
 from .region import Chooser, LoweredRegion, default_choice, lower_region
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")

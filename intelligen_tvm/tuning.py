@@ -24,15 +24,16 @@ import numpy as np
 import tvm
 
 from . import targets
-from .cost_model.features import features
 from .cost_model.bundle import export_bundle, ingest_bundle
+from .cost_model.features import features
 from .cost_model.measure import LocalMeasurer, MeasureInput
 from .cost_model.prior import predicted_time_us
 from .cost_model.records import Record, RecordDB, package_version
 from .dataflow_graph.choices import enumerate_candidates
-from .dataflow_graph.plan import HardwareModel, ParallelStrategy
 from .dataflow_graph.split_row import planned_program
+from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Program
+from .gir.strategy import ParallelStrategy
 from .region import default_choice, region_fingerprint
 from .relax_integration import explain, intelligen_pipeline
 

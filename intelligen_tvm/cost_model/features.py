@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.plan import HardwareModel, program_dram_bytes, stream_passes
+from ..dataflow_graph.plan import program_dram_bytes, stream_passes
 from ..dataflow_graph.split_row import planned_program
 from ..gir import expr as E
+from ..gir.hardware import HardwareModel
 from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync
+from ..gir.strategy import PlanFamily
 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
                             "log1p", "sin", "cos", "tan"})
-KINDS = ("row", "flat", "column", "tile", "split_row")
-ROW_KINDS = ("row", "split_row")   # threads share a row and reduce it with shuffles
+KINDS = (PlanFamily.ROW, PlanFamily.FLAT, PlanFamily.COLUMN, PlanFamily.TILE, PlanFamily.SPLIT_ROW)
+ROW_KINDS = (PlanFamily.ROW, PlanFamily.SPLIT_ROW)   # threads share a row and reduce it with shuffles
 
 
 def _strided_loads(kernel: Kernel) -> int:
     """DRAM loads whose innermost index is not the axis lanes walk (uncoalesced)."""
     s = kernel.strategy
-    if s.kind == "tile":
+    if s.kind is PlanFamily.TILE:
         fast = s.tile_axes[0]
-    elif s.kind in ("flat", "column") or not kernel.row:
+    elif s.kind in (PlanFamily.FLAT, PlanFamily.COLUMN) or not kernel.row:
         fast = kernel.outer[-1].name if kernel.outer else None
     else:
         fast = kernel.row[-1].name
@@ -99,5 +101,5 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "workspace_bytes": float(workspace),
         "splits": float(s.splits),
     }
-    out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
+    out |= {f"kind_{k}": float(s.kind is k) for k in KINDS}
     return out

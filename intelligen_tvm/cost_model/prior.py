@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.plan import HardwareModel
+from ..gir.hardware import HardwareModel
 
 LAUNCH_US = 3.0
 

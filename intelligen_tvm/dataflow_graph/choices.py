@@ -19,11 +19,13 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import product
 
+from ..gir.errors import Unsupported, VerifyError
+from ..gir.hardware import HardwareModel
 from ..gir.program import Kernel, Program, numel
-from ..gir.verify import VerifyError, verify
-from ..gir_lowering.tir_reader import Unsupported
-from .plan import (HardwareModel, ParallelStrategy, column_strategy, flat_strategy, plan_family,
-                   row_strategy, split_row_strategy, splittable, tile_strategy, with_strategy)
+from ..gir.strategy import ParallelStrategy, PlanFamily
+from ..gir.verify import verify
+from .plan import (column_strategy, flat_strategy, plan_family, row_strategy, split_row_strategy, splittable,
+                   tile_strategy, with_strategy)
 from .split_row import planned_program
 
 ROW_THREADS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -92,11 +94,11 @@ def _flat_strategies(kernel: Kernel, hw: HardwareModel) -> list[ParallelStrategy
 
 def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrategy]:
     family = plan_family(kernel, buffers, hw)
-    if family == "row":
+    if family is PlanFamily.ROW:
         return _row_strategies(kernel, hw)
-    if family == "column":
+    if family is PlanFamily.COLUMN:
         return _column_strategies(kernel, hw)
-    if family == "tile":   # through the padded SRAM tile, or a direct strided copy
+    if family is PlanFamily.TILE:   # through the padded SRAM tile, or a direct strided copy
         return [tile_strategy(kernel, hw, u) for u in TILE_UNITS] + _flat_strategies(kernel, hw)
     return _flat_strategies(kernel, hw)
 

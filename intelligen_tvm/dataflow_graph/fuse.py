@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..gir import expr as E
+from ..gir.errors import Unsupported
 from ..gir.program import Axis, Identity, Kernel, Slice
 from ..gir_lowering.naive import StageEmitter, stage_out_index
-from ..gir_lowering.tir_reader import Stage, StageProgram, Unsupported
+from ..gir_lowering.tir_reader import Stage, StageProgram
 
 
 @dataclass

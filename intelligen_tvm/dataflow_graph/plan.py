@@ -20,70 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..gir import expr as E
+from ..gir.errors import Unsupported
+from ..gir.hardware import HardwareModel
 from ..gir.program import (Identity, Instr, Kernel, Level, Load, Program, Reduce, Scope, Store, dtype_bytes,
                            kernel_dram_bytes, numel, slice_footprint)
-from ..gir_lowering.tir_reader import Unsupported
+from ..gir.strategy import ParallelStrategy, PlanFamily
 from .single_pass import single_pass_statistics
 from .transpose_tile import stage_through_sram, transposed_axis
-
-
-@dataclass(frozen=True)
-class HardwareModel:
-    """What the planner needs to know of a target (filled from a preset in targets/)."""
-
-    lanes_per_unit: int
-    max_threads_per_group: int
-    sram_bytes_per_group: int
-    reg_elems_per_lane: int
-    vector_bytes: int
-    processors: int = 1                     # SMs / compute units running groups concurrently
-    max_threads_per_processor: int = 2048
-    dram_gbps: float = 100.0                # nominal DRAM bandwidth (datasheet), for the prior only
-    default_threads_per_group: int = 256    # threads per group of the default plans
-    regs_per_processor: int = 65536         # 32-bit lane registers per processor (occupancy)
-    max_groups_per_processor: int = 32      # resident groups per processor (occupancy)
-    step_latency_us: float = 0.0            # DRAM round trip a serial step exposes unless its loads are
-                                            # double-buffered (scratchpad machines; 0 where occupancy hides it)
-
-
-@dataclass(frozen=True)
-class ParallelStrategy:
-    kind: str                 # flat | row | column | tile | split_row
-    groups: int
-    units: int                # units per group
-    lanes: int                # lanes per unit
-    threads_per_row: int      # T: threads sharing one row
-    rows_per_group: int
-    vector: int               # V elements per vector access
-    chunks: int               # C vectors per lane per serial step
-    serial: int               # S serial steps over the row
-    outer_size: int           # rows (or flat elements)
-    row_size: int             # N elements per row
-    tile_axes: tuple[str, str] | None = None   # (load-contiguous, store-contiguous) for kind tile
-    unroll: bool = True       # unroll the loop over a lane's chunks (more ILP, more registers)
-    single_pass: bool = False # streamed rows: statistics in one sweep (online softmax, shifted variance)
-    buffers: int = 1          # on-chip copies of the streamed data: 2 = the next step's loads overlap this step
-    splits: int = 1           # split_row: groups sharing one row, each streaming `serial` steps of it
-
-    @property
-    def per_lane(self) -> int:
-        return self.chunks * self.vector
-
-    def __str__(self) -> str:
-        return (f"{self.kind}(groups={self.groups}, units={self.units}, lanes={self.lanes}, "
-                f"threads_per_row={self.threads_per_row}, rows_per_group={self.rows_per_group}, "
-                f"vector={self.vector}, chunks={self.chunks}, serial={self.serial}"
-                + ("" if self.unroll else ", unroll=False") + (", single_pass=True" if self.single_pass else "")
-                + (f", buffers={self.buffers}" if self.buffers > 1 else "")
-                + (f", splits={self.splits}" if self.splits > 1 else "") + ")")
-
-    def describe(self) -> dict:
-        return {"kind": self.kind, "groups": self.groups, "units_per_group": self.units,
-                "lanes_per_unit": self.lanes, "threads_per_row": self.threads_per_row,
-                "rows_per_group": self.rows_per_group, "vector": self.vector,
-                "elems_per_lane": self.per_lane * self.serial, "unroll": self.unroll,
-                "single_pass": self.single_pass} | ({"splits": self.splits} if self.splits > 1 else {})
-
 
 
 def _pow2_at_least(x: int) -> int:
@@ -107,31 +50,31 @@ def _main_load(kernel: Kernel, buffers) -> Load | None:
     return max(lds, key=lambda ld: slice_footprint(ld.src, kernel.axes, buffers, kernel.values))
 
 
-def plan_family(kernel: Kernel, buffers, hw: HardwareModel) -> str:
+def plan_family(kernel: Kernel, buffers, hw: HardwareModel) -> PlanFamily:
     """Which kind of plan the region's shape calls for (the knobs come separately).
     A transpose tile is as wide as a unit; it pays off once both edges fill half of it."""
     if not kernel.row:
         a = transposed_axis(kernel)
         half = hw.lanes_per_unit // 2
         if a is not None and kernel.axes[a] >= half and kernel.outer[-1].extent >= half:
-            return "tile"
-        return "flat"
+            return PlanFamily.TILE
+        return PlanFamily.FLAT
     main = _main_load(kernel, buffers)
     last = main.src.index[-1] if main is not None and main.src.index else None
     if isinstance(last, E.Var) and kernel.outer and last.name == kernel.outer[-1].name:
-        return "column"
-    return "row"
+        return PlanFamily.COLUMN
+    return PlanFamily.ROW
 
 
 def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel) -> Kernel:
     """Attach a strategy; reduction scopes follow from how many threads share a row, and a
     tile strategy stages its transposed loads through SRAM."""
-    if strategy.kind == "tile":
+    if strategy.kind is PlanFamily.TILE:
         kernel = stage_through_sram(kernel, strategy.tile_axes[0], tile=strategy.lanes)
     if strategy.single_pass:
         kernel = single_pass_statistics(kernel)
     scope = Scope.UNIT if strategy.threads_per_row <= hw.lanes_per_unit else Scope.GROUP
-    if strategy.kind == "column":
+    if strategy.kind is PlanFamily.COLUMN:
         scope = Scope.GROUP
     instrs = [replace(i, scope=scope) if isinstance(i, Reduce) else i for i in kernel.instrs]
     return replace(kernel, instrs=instrs, strategy=strategy)
@@ -141,13 +84,13 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
     """The default plan: one good choice of knobs per family."""
     family = plan_family(kernel, buffers, hw)
     units = hw.default_threads_per_group // hw.lanes_per_unit
-    if family == "tile":
+    if family is PlanFamily.TILE:
         strategy = tile_strategy(kernel, hw, units=units)
-    elif family == "flat":
+    elif family is PlanFamily.FLAT:
         width = max(dtype_bytes(b.dtype) for b in buffers.values())
         vec = _vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
         strategy = flat_strategy(kernel, hw, units=units, vector=vec)
-    elif family == "column":
+    elif family is PlanFamily.COLUMN:
         strategy = _default_column(kernel, hw, units)
     else:
         n = numel(a.extent for a in kernel.row)
@@ -160,7 +103,7 @@ def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
         if strategy.per_lane > hw.reg_elems_per_lane:   # too long to hold: stream it
             strategy = row_strategy(kernel, hw, t, vec, 1, chunks=DEFAULT_STREAM_CHUNKS)
         strategy = _default_split(kernel, hw, vec) or strategy
-    if strategy.kind != "split_row" and strategy.serial > 1:   # streamed: as few sweeps as the statistics allow
+    if strategy.kind is not PlanFamily.SPLIT_ROW and strategy.serial > 1:   # streamed: as few sweeps as the statistics allow
         try:
             return with_strategy(kernel, replace(strategy, single_pass=True), hw)
         except Unsupported:
@@ -187,7 +130,7 @@ def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStra
     tile = hw.lanes_per_unit
     tiles = -(-axes[a] // tile) * -(-axes[b] // tile)
     rest = numel(ax.extent for ax in kernel.outer if ax.name not in (a, b))
-    return ParallelStrategy("tile", rest * tiles, units, tile, 1, tile, 1,
+    return ParallelStrategy(PlanFamily.TILE, rest * tiles, units, tile, 1, tile, 1,
                             tile // units, 1, numel(axes.values()), 1, tile_axes=(a, b))
 
 
@@ -195,7 +138,7 @@ def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) ->
     outer = numel(a.extent for a in kernel.outer)
     threads = units * hw.lanes_per_unit
     groups = max(1, -(-outer // (threads * vector)))
-    return ParallelStrategy("flat", groups, units, hw.lanes_per_unit, 1, threads, vector, 1, 1, outer, 1)
+    return ParallelStrategy(PlanFamily.FLAT, groups, units, hw.lanes_per_unit, 1, threads, vector, 1, 1, outer, 1)
 
 
 def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector: int,
@@ -209,7 +152,7 @@ def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector
     serial = -(-n // (threads_per_row * vector * per_step))
     units = max(1, rows_per_group * threads_per_row // lanes)
     groups = -(-rows // rows_per_group)
-    return ParallelStrategy("row", groups, units, lanes, threads_per_row, rows_per_group, vector, per_step,
+    return ParallelStrategy(PlanFamily.ROW, groups, units, lanes, threads_per_row, rows_per_group, vector, per_step,
                             serial, rows, n)
 
 
@@ -219,7 +162,7 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
     lanes = hw.lanes_per_unit
     serial = -(-n // (units * chunks))
     groups = -(-rows // lanes)
-    return ParallelStrategy("column", groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
+    return ParallelStrategy(PlanFamily.COLUMN, groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
 
 
 DEFAULT_STREAM_CHUNKS = 4   # vectors per lane per serial step when a row streams (default plan)
@@ -249,7 +192,7 @@ def split_row_strategy(kernel: Kernel, hw: HardwareModel, splits: int, threads: 
     step = threads * vector * chunks
     serial = -(-n // (splits * step))
     splits = -(-n // (serial * step))
-    return ParallelStrategy("split_row", rows * splits, max(1, threads // hw.lanes_per_unit), hw.lanes_per_unit,
+    return ParallelStrategy(PlanFamily.SPLIT_ROW, rows * splits, max(1, threads // hw.lanes_per_unit), hw.lanes_per_unit,
                             threads, 1, vector, chunks, serial, rows, n, splits=splits)
 
 
@@ -341,7 +284,7 @@ def program_dram_bytes(program: Program) -> int:
 
 def planned_dram_bytes(kernel: Kernel, buffers) -> int:
     """DRAM bytes of a planned kernel: a streamed row re-reads its loads in every sweep."""
-    assert kernel.strategy is None or kernel.strategy.kind != "split_row", "count the phases of a split row"
+    assert kernel.strategy is None or kernel.strategy.kind is not PlanFamily.SPLIT_ROW, "count the phases of a split row"
     total = kernel_dram_bytes(kernel, buffers)
     if kernel.strategy is None or kernel.strategy.serial == 1:
         return total

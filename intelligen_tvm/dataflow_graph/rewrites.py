@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..gir import expr as E
+from ..gir.errors import Unsupported
 from ..gir.program import Compute, Identity, Instr, Kernel, Load, Reduce, Slice, Store
-from ..gir_lowering.tir_reader import Unsupported
 
 
 def _rename_instr(ins: Instr, ren: dict[str, str]) -> Instr:

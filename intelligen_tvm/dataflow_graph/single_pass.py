@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..gir import expr as E
+from ..gir.errors import Unsupported
 from ..gir.program import Compute, Instr, Kernel, Load, Reduce, Slice, Value, numel
-from ..gir_lowering.tir_reader import Unsupported
 from .rewrites import eliminate_dead_values
 
 

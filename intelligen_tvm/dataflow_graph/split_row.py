@@ -21,8 +21,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..gir import expr as E
+from ..gir.hardware import HardwareModel
 from ..gir.program import Axis, Buffer, Compute, Instr, Kernel, Load, Program, Reduce, Slice, Store, Value
-from .plan import HardwareModel, ParallelStrategy, plan_kernel, row_strategy, stream_passes, with_strategy
+from ..gir.strategy import ParallelStrategy, PlanFamily
+from .plan import plan_kernel, row_strategy, stream_passes, with_strategy
 
 SPLIT, POS = "sp", "sn"   # the split a group owns, the position inside its slice
 _NEUTRAL = {"sum": 0, "prod": 1}   # max/min: the original init is idempotent, reuse it
@@ -179,7 +181,7 @@ def expand_program(program: Program, hw: HardwareModel) -> Program:
     buffers = dict(program.buffers)
     for kernel in program.kernels:
         s = kernel.strategy
-        if s is None or s.kind != "split_row":
+        if s is None or s.kind is not PlanFamily.SPLIT_ROW:
             kernels.append(kernel)
             continue
         phases, workspaces = split_phases(kernel, program.buffers)

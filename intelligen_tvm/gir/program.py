@@ -4,7 +4,7 @@ A program is a list of kernels.  Each kernel iterates a *region space* — named
 into outer axes O (the parallel "rows") and row axes R (reduced or spanned within a row) —
 and holds a straight-line list of instructions over SSA register values.  Every access to
 memory is a `Move` of a `Slice`: a buffer at a memory level indexed by a function of the
-region axes.  The parallel strategy (see `strategy.py`) maps region axes to
+region axes.  The parallel strategy (`strategy.py`) maps region axes to
 (group, unit, lane, serial loop), which makes every slice's offset a function of
 (parallel id, loop id, lane) as the design brief asks.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .expr import Expr, ValueRef, free_vars, loads, to_text, walk_value_refs
+from .strategy import ParallelStrategy
 
 
 class Level(str, Enum):
@@ -197,7 +198,7 @@ class Kernel:
     row: tuple[Axis, ...]
     instrs: list[Instr]
     values: dict[str, Value]
-    strategy: object | None = None   # a ParallelStrategy once planned
+    strategy: ParallelStrategy | None = None   # set once planned
     local_buffers: dict[str, Buffer] = field(default_factory=dict)   # on-chip (SRAM) tiles
 
     @property

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from .errors import VerifyError
 from .expr import Call, Const, Expr, Var, free_vars, loads
+from .hardware import HardwareModel
 from .program import Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, Sync, dtype_bytes
-
-
-class VerifyError(Exception):
-    pass
+from .strategy import PlanFamily
 
 
 def index_bounds(ix: Expr, axes: dict[str, int]) -> tuple[int, int] | None:
@@ -67,7 +66,7 @@ def _check_slice(sl: Slice, kernel: Kernel, program: Program, where: str) -> Non
             _check_slice(Slice(ld.buffer, ld.indices), kernel, program, where)
 
 
-def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
+def verify_kernel(kernel: Kernel, program: Program, hw: HardwareModel) -> None:
     _check_sync(kernel)
     defined: set[str] = set()
     row_axes = {a.name for a in kernel.row}
@@ -101,7 +100,7 @@ def verify_kernel(kernel: Kernel, program: Program, hw) -> None:
         defined |= set(ins.writes)
     if s is None:
         return
-    if s.kind == "split_row":
+    if s.kind is PlanFamily.SPLIT_ROW:
         raise VerifyError(f"{kernel.name}: a split row is verified as its phase kernels (split_row.py)")
     for v in kernel.values.values():
         if v.axes & row_axes and s.per_lane > hw.reg_elems_per_lane:
@@ -136,7 +135,7 @@ def _check_launch_order(program: Program) -> None:
         stored |= mine
 
 
-def verify(program: Program, hw) -> None:
+def verify(program: Program, hw: HardwareModel) -> None:
     """Raise VerifyError on the first violation."""
     _check_launch_order(program)
     for k in program.kernels:

@@ -14,12 +14,9 @@ import tvm
 from tvm import tirx
 from tvm.s_tir import SBlock, SBlockRealize
 
-from ..gir.expr import UNARY_OPS, Call, Const, Expr, Load, Var, loads
+from ..gir.errors import Unsupported
+from ..gir.expr import Call, Const, Expr, Load, UNARY_OPS, Var, loads
 from ..gir.program import Buffer
-
-
-class Unsupported(Exception):
-    """Raised with a human-readable reason when a region cannot be lowered to GIR."""
 
 
 @dataclass(frozen=True)

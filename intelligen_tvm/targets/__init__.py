@@ -6,7 +6,7 @@ from tvm.script import tirx as T
 
 import tvm
 
-from ..dataflow_graph.plan import HardwareModel
+from ..gir.hardware import HardwareModel
 from ..gir.program import Program
 from .cpu import CpuDialect
 from .cuda import CudaDialect

@@ -7,7 +7,7 @@ every (unit, lane) before the next phase starts — exactly the guarantee a barr
 
 from __future__ import annotations
 
-from ..dataflow_graph.plan import ParallelStrategy
+from ..gir.strategy import ParallelStrategy
 from .render import SYNC, combine_text
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..dataflow_graph.plan import ParallelStrategy
+from ..gir.strategy import ParallelStrategy
 from .gpu import GpuDialect
 
 

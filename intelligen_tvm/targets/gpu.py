@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from ..dataflow_graph.plan import ParallelStrategy
+from ..gir.strategy import ParallelStrategy
 from .render import SYNC, combine_text
 
 LANE = "l"   # the lane variable of kernel_body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..dataflow_graph.plan import HardwareModel
+from ..gir.hardware import HardwareModel
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..dataflow_graph.plan import ParallelStrategy, stream_passes
+from ..dataflow_graph.plan import stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
+from ..gir.strategy import ParallelStrategy, PlanFamily
 
 SYNC = object()   # marker between phases
 
@@ -143,15 +144,15 @@ class KernelRenderer:
 
     def _t(self) -> str:
         s = self.s
-        if s.kind == "column":
+        if s.kind is PlanFamily.COLUMN:
             return "u"
         return self._tid() if s.rows_per_group == 1 else f"({self._tid()} % {s.threads_per_row})"
 
     def _row(self) -> str:
         s = self.s
-        if s.kind == "column":
+        if s.kind is PlanFamily.COLUMN:
             return f"(g * {s.lanes} + l)"
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return f"((((g * {s.units} + u) * {s.lanes} + l)) * {s.vector})"
         return f"(g * {s.rows_per_group} + {self._tid()} // {s.threads_per_row})" if s.rows_per_group > 1 else "g"
 
@@ -162,17 +163,17 @@ class KernelRenderer:
 
     def _row_valid(self) -> str | None:
         s = self.s
-        if s.kind == "tile":
+        if s.kind is PlanFamily.TILE:
             axes, text = self.kernel.axes, self._axis_text()
             conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % s.lanes]
             return " and ".join(conds) or None
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return None if s.groups * s.units * s.lanes * s.vector == s.outer_size else f"{self._row()} < {s.outer_size}"
         return None if s.groups * s.rows_per_group == s.outer_size else f"{self._row()} < {s.outer_size}"
 
     def _n_valid(self, c: str) -> str | None:
         s = self.s
-        if s.kind in ("flat", "tile") or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
+        if s.kind in (PlanFamily.FLAT, PlanFamily.TILE) or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
             return None
         return f"{self._n_base(c)} + v < {s.row_size}"
 
@@ -192,9 +193,9 @@ class KernelRenderer:
 
     def _axis_text(self) -> dict[str, str]:
         s = self.s
-        if s.kind == "tile":
+        if s.kind is PlanFamily.TILE:
             return self._tile_axis_text()
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
         out = _coords(self.kernel.outer, self._row())
         if self.kernel.row:
@@ -203,13 +204,13 @@ class KernelRenderer:
 
     # ---- values ----------------------------------------------------------------------
     def _is_row(self, name: str) -> bool:
-        return self.s.kind in ("flat", "tile") or bool(self.kernel.values[name].axes & self.row_axes)
+        return self.s.kind in (PlanFamily.FLAT, PlanFamily.TILE) or bool(self.kernel.values[name].axes & self.row_axes)
 
     def _ref(self, name: str, elem: str) -> str:
         return self.d.reg(name, elem if self._is_row(name) else "0")
 
     def _elem(self) -> str:
-        return "v" if self.s.kind == "flat" else "c * %d + v" % self.s.vector
+        return "v" if self.s.kind is PlanFamily.FLAT else "c * %d + v" % self.s.vector
 
     def _printer(self, elem: str) -> ExprPrinter:
         refs = {n: self._ref(n, elem) for n in self.kernel.values}
@@ -234,7 +235,7 @@ class KernelRenderer:
         s = self.s
         vkind = "T.vectorized" if vectorize and s.vector > 1 else "T.unroll"
         inner = [f"for v in {vkind}({s.vector}):"] + ["    " + b for b in self._guard(list(conds), body)]
-        if s.kind == "flat":
+        if s.kind is PlanFamily.FLAT:
             return inner
         chunk_loop = "T.unroll" if s.unroll else "T.serial"
         return [f"for c in {chunk_loop}({s.chunks}):"] + ["    " + b for b in inner]
@@ -313,7 +314,7 @@ class KernelRenderer:
     def _combine(self, ins: Reduce) -> None:
         """Combine the accumulators of the threads sharing a row: lanes of a unit, then units."""
         s = self.s
-        if s.kind == "column":
+        if s.kind is PlanFamily.COLUMN:
             self._cross_units(ins, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
             return
         width = min(s.threads_per_row, s.lanes)
@@ -411,6 +412,6 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
     lines += [f'        {safe_name(b)} = T.alloc_buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
               for b in sorted(moved - set(params))]
     for kernel in program.kernels:
-        assert kernel.strategy.kind != "split_row", "expand a split_row kernel into its phases first (split_row.py)"
+        assert kernel.strategy.kind is not PlanFamily.SPLIT_ROW, "expand a split_row kernel into its phases first (split_row.py)"
         lines += ["        " + b for b in KernelRenderer(program, kernel, dialect).body()]
     return "\n".join(lines) + "\n"

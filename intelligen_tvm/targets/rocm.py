@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import tvm
 
-from ..dataflow_graph.plan import ParallelStrategy
-from ..gir_lowering.tir_reader import Unsupported
-from .gpu import LANE, GpuDialect
+from ..gir.errors import Unsupported
+from ..gir.strategy import ParallelStrategy
+from .gpu import GpuDialect, LANE
 
 
 def _carrier(dtype: str) -> str | None:

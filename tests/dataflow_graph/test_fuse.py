@@ -8,8 +8,9 @@ from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel, fold_identities, unify_axes
 from intelligen_tvm.gir import expr as E
+from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.program import Identity, Load, Program, Reduce, Store
-from intelligen_tvm.gir_lowering.tir_reader import StageProgram, Unsupported
+from intelligen_tvm.gir_lowering.tir_reader import StageProgram
 from tests.helpers import chain_stages, eval_gir, eval_stage_program, suite_region
 
 op = relax.op

@@ -9,13 +9,14 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import (HardwareModel, ParallelStrategy, plan_kernel, stream_passes,
-                                                with_strategy)
+from intelligen_tvm.dataflow_graph.plan import plan_kernel, stream_passes, with_strategy
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.single_pass import online_softmax
+from intelligen_tvm.gir.errors import Unsupported
+from intelligen_tvm.gir.hardware import HardwareModel
 from intelligen_tvm.gir.program import Level, Load, Program, Reduce, Scope, Store, Sync
+from intelligen_tvm.gir.strategy import ParallelStrategy, PlanFamily
 from intelligen_tvm.gir.verify import verify
-from intelligen_tvm.gir_lowering.tir_reader import Unsupported
 from intelligen_tvm.region import program_dram_bytes
 from intelligen_tvm.targets import hardware_model
 from tests.helpers import chain_stages, eval_gir
@@ -214,7 +215,7 @@ def test_inner_axis_preserving_transpose_stays_flat_and_vectorized() -> None:
 
 
 def test_strategy_describe_is_json_ready() -> None:
-    s = ParallelStrategy("row", 10, 4, 32, 32, 4, 4, 2, 1, 40, 256)
+    s = ParallelStrategy(PlanFamily.ROW, 10, 4, 32, 32, 4, 4, 2, 1, 40, 256)
     d = s.describe()
     assert d == {"kind": "row", "groups": 10, "units_per_group": 4, "lanes_per_unit": 32,
                  "threads_per_row": 32, "rows_per_group": 4, "vector": 4, "elems_per_lane": 8,

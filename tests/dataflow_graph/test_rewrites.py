@@ -10,11 +10,10 @@ from tvm import relax
 
 from intelligen_tvm import suite
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.rewrites import (
-    eliminate_dead_stores, eliminate_dead_values, forward_stores, monotonic_rewrites,
-)
+from intelligen_tvm.dataflow_graph.rewrites import (eliminate_dead_stores, eliminate_dead_values, forward_stores,
+                                                    monotonic_rewrites)
+from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.program import Compute, Load, Program, Reduce, Store
-from intelligen_tvm.gir_lowering.tir_reader import Unsupported
 from intelligen_tvm.region import ideal_dram_bytes, lower_region, program_dram_bytes
 from tests.helpers import chain_stages, eval_gir, suite_region
 

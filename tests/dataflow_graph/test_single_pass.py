@@ -12,9 +12,9 @@ from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.plan import stream_passes
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.single_pass import shifted_variance, single_pass_statistics
+from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.program import Load, Program, Reduce
 from intelligen_tvm.gir.verify import verify
-from intelligen_tvm.gir_lowering.tir_reader import Unsupported
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import hardware_model
 from tests.helpers import chain_stages, eval_gir, run_prim_func

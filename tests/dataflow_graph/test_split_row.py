@@ -19,8 +19,9 @@ from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.plan import plan_kernel, planned_dram_bytes, program_dram_bytes, splittable
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.split_row import planned_program
+from intelligen_tvm.gir.errors import VerifyError
 from intelligen_tvm.gir.program import Level, Load, Program, Store
-from intelligen_tvm.gir.verify import VerifyError, verify
+from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.targets.presets import AMD_GFX90A
 from tests.helpers import chain_stages, run_prim_func
 

@@ -6,12 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from intelligen_tvm.dataflow_graph.plan import HardwareModel, ParallelStrategy
+from intelligen_tvm.gir.hardware import HardwareModel
+from intelligen_tvm.gir.strategy import ParallelStrategy, PlanFamily
 from intelligen_tvm.gir import expr as E
-from intelligen_tvm.gir.program import (
-    Axis, Buffer, Compute, Kernel, Level, Load, Program, Reduce, Scope, Slice, Store, Sync, Value,
-)
-from intelligen_tvm.gir.verify import VerifyError, verify
+from intelligen_tvm.gir.errors import VerifyError
+from intelligen_tvm.gir.program import (Axis, Buffer, Compute, Kernel, Level, Load, Program, Reduce, Scope, Slice,
+                                        Store, Sync, Value)
+from intelligen_tvm.gir.verify import verify
 
 I32, F32 = "int32", "float32"
 HW = HardwareModel(lanes_per_unit=32, max_threads_per_group=1024, sram_bytes_per_group=48 * 1024,
@@ -26,7 +27,7 @@ def v(name: str) -> E.Var:
 def row_strategy(t: int = 32, vector: int = 4, rows_per_group: int = 4) -> ParallelStrategy:
     chunks = -(-N // (t * vector))
     units = rows_per_group * t // 32
-    return ParallelStrategy("row", ROWS // rows_per_group, units, 32, t, rows_per_group, vector,
+    return ParallelStrategy(PlanFamily.ROW, ROWS // rows_per_group, units, 32, t, rows_per_group, vector,
                             chunks, 1, ROWS, N)
 
 
@@ -160,14 +161,14 @@ def test_sram_load_from_a_dram_buffer() -> None:
 
 def test_register_capacity() -> None:
     # one lane holding a whole 256-element row: 256 > 64 registers
-    s = ParallelStrategy("row", ROWS, 1, 32, 1, 1, 4, 64, 1, ROWS, N)
+    s = ParallelStrategy(PlanFamily.ROW, ROWS, 1, 32, 1, 1, 4, 64, 1, ROWS, N)
     k = good_kernel(Scope.LANE, s)
     with pytest.raises(VerifyError, match="needs 256 registers per lane"):
         verify(program(k), HW)
 
 
 def test_threads_per_group_limit() -> None:
-    s = ParallelStrategy("row", ROWS // 8, 64, 32, 256, 8, 1, 1, 1, ROWS, N)   # 2048 threads
+    s = ParallelStrategy(PlanFamily.ROW, ROWS // 8, 64, 32, 256, 8, 1, 1, 1, ROWS, N)   # 2048 threads
     with pytest.raises(VerifyError, match="2048 threads per group"):
         verify(program(good_kernel(Scope.GROUP, s)), HW)
 
@@ -198,7 +199,7 @@ def _staged_kernel(with_sync: bool) -> tuple[Kernel, Program]:
         instrs.append(Sync(Level.SRAM))
     instrs += [Load("x2", Slice("tile", (v("o0"), v("r0"))), Level.SRAM),
                Store(Slice("out", (v("o0"), v("r0"))), "x2")]
-    s = ParallelStrategy("flat", ROWS * N // 256, 8, 32, 1, 256, 1, 1, 1, ROWS * N, 1)
+    s = ParallelStrategy(PlanFamily.FLAT, ROWS * N // 256, 8, 32, 1, 256, 1, 1, 1, ROWS * N, 1)
     k = replace(k, instrs=instrs, row=(), outer=(Axis("o0", ROWS), Axis("r0", N)), strategy=s,
                 local_buffers={"tile": tile})
     return k, Program("p", {"x": Buffer("x", (ROWS, N), F32), "out": Buffer("out", (ROWS, N), F32)},

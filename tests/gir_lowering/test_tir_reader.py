@@ -8,9 +8,8 @@ import tvm
 from tvm import relax
 
 from intelligen_tvm.gir import expr as E
-from intelligen_tvm.gir_lowering.tir_reader import (
-    StageProgram, Unsupported, concat_programs, read_prim_func,
-)
+from intelligen_tvm.gir.errors import Unsupported
+from intelligen_tvm.gir_lowering.tir_reader import StageProgram, concat_programs, read_prim_func
 from tests.helpers import (
     eval_stage_program, read_single, relax_module, run_prim_func, single_prim_func,
 )

@@ -20,10 +20,11 @@ import intelligen_tvm
 from intelligen_tvm import suite, targets
 from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import ParallelStrategy, plan_kernel
+from intelligen_tvm.dataflow_graph.plan import plan_kernel
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.split_row import planned_program
 from intelligen_tvm.gir.program import Program
+from intelligen_tvm.gir.strategy import ParallelStrategy, PlanFamily
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import rocm_toolchain
@@ -153,10 +154,10 @@ def test_rocm_tir_uses_64_lane_shuffles() -> None:
 
 
 def test_narrow_values_widen_and_wide_values_are_refused() -> None:
-    from intelligen_tvm.gir_lowering.tir_reader import Unsupported
+    from intelligen_tvm.gir.errors import Unsupported
     from intelligen_tvm.targets.rocm import RocmDialect
 
-    s = ParallelStrategy("row", 1, 1, 64, 64, 1, 1, 1, 1, 1, 64)
+    s = ParallelStrategy(PlanFamily.ROW, 1, 1, 64, 64, 1, 1, 1, 1, 1, 64)
     half = RocmDialect().shuffle_xor("a[0]", "m", s, "float16")
     assert half.startswith('T.Cast("float16", T.tvm_warp_shuffle(') and 'T.Cast("float32", a[0])' in half
     with pytest.raises(Unsupported):

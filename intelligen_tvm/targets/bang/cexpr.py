@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...gir import expr as E
-from ...gir_lowering.tir_reader import Unsupported
+from ...gir.errors import Unsupported
 
 C_TYPES = {"float32": "float", "int64": "int64_t", "int32": "int32_t", "bool": "bool", "int8": "int8_t"}
 

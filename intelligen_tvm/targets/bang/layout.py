@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ...gir import expr as E
+from ...gir.errors import Unsupported
 from ...gir.program import Axis, Buffer, Kernel, Load, Slice, Store, Value, numel
 from ...gir.verify import index_bounds
-from ...gir_lowering.tir_reader import Unsupported
 
 
 class Shape(str, Enum):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...dataflow_graph.plan import HardwareModel, ParallelStrategy, with_strategy
+from ...dataflow_graph.plan import with_strategy
+from ...gir.errors import Unsupported, VerifyError
+from ...gir.hardware import HardwareModel
 from ...gir.program import Kernel, Program, numel
-from ...gir.verify import VerifyError, verify
-from ...gir_lowering.tir_reader import Unsupported
+from ...gir.strategy import ParallelStrategy, PlanFamily
+from ...gir.verify import verify
 from ..presets import Scratchpad, preset_for
 from .layout import TileLayout, choose_columns
 from .render import render_bang
@@ -60,7 +62,7 @@ def emit(program: Program, func_name: str) -> Emitted:
 
 
 def _strategy(kernel: Kernel, layout: TileLayout, buffers: int) -> ParallelStrategy:
-    return ParallelStrategy("row" if kernel.row else "flat", layout.n_tiles, 1, 1, 1, layout.tile_rows,
+    return ParallelStrategy(PlanFamily.ROW if kernel.row else PlanFamily.FLAT, layout.n_tiles, 1, 1, 1, layout.tile_rows,
                             layout.align_elems, layout.npad // layout.align_elems, 1, layout.n_rows, layout.n,
                             buffers=buffers)
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...gir import expr as E
+from ...gir.errors import Unsupported
 from ...gir.program import Compute, Identity, Kernel, Load, Program, Reduce, Store, dtype_bytes
-from ...gir_lowering.tir_reader import Unsupported
 from .cexpr import CPrinter, c_type, float_literal, literal
 from .layout import Shape, TileLayout, align_up, row_major, slice_offset
 
