@@ -6,6 +6,7 @@ setup(
     description="IntelliGen scheduling layer for Apache TVM: memory-intensive operators via GIR",
     packages=find_packages(include=["intelligen_tvm", "intelligen_tvm.*"]),
     python_requires=">=3.10",
+    entry_points={"console_scripts": ["intelligen-tvm = intelligen_tvm.cli:main"]},
     install_requires=[
         "apache-tvm==0.27.0.post1",
         # with tvm-ffi 0.1.15.x, TVM 0.27.0.post1's ToJSONGraph segfaults on any IntImm (its value

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -15,6 +13,7 @@ from .dataflow_graph.plan import plan_kernel, program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
 from .gir.errors import Unsupported
+from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Load, Program, slice_footprint
 from .gir.verify import verify
@@ -22,7 +21,7 @@ from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoweredRegion:
     naive: Program
     optimized: Program
@@ -47,6 +46,14 @@ class LoweredRegion:
     def kernel(self) -> Kernel:
         return self.chosen
 
+    def renamed(self, name: str) -> LoweredRegion:
+        """The same region under another name (its programs and kernels renamed)."""
+        if name == self.optimized.name:
+            return self
+        old = self.optimized.name
+        return replace(self, naive=self.naive.renamed(name), optimized=self.optimized.renamed(name),
+                       rewritten=self.rewritten.renamed(old, name), chosen=self.chosen.renamed(old, name))
+
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
     """Each region input read once (its distinct accessed elements) + each output written once."""
@@ -70,30 +77,18 @@ def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
     return plan_kernel(kernel, shell.buffers, hw)
 
 
-def region_fingerprint(kernel: Kernel, shell: Program) -> str:
-    """Identity of a rewritten region independent of tensor names: records of one region
-    measured in one model serve the same region in another."""
-    text = Program(shell.name, shell.buffers, shell.inputs, shell.outputs, [replace(kernel, name="k")]).text()
-    text = text.split("\n", 1)[1]
-    roles = [*(f"in{i}" for i in range(len(shell.inputs))), *(f"out{i}" for i in range(len(shell.outputs)))]
-    for name, role in zip([*shell.inputs, *shell.outputs], roles):
-        text = re.sub(rf"\b{re.escape(name)}\b", role, text)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
-                 choose: Chooser = default_choice, hw: HardwareModel | None = None) -> LoweredRegion:
-    """Raises `Unsupported` with the reason when the region cannot be taken.
+def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
+                hw: HardwareModel | None = None) -> LoweredRegion:
+    """Everything up to a verified plan, nothing rendered: region selection plans every
+    trial merge this way.  Raises `Unsupported` with the reason when the region cannot be
+    taken.
 
     `target` is a tvm Target, a dict, a kind name or an external codegen's kind ("bang"); it
-    picks the dialect and, unless `hw` is given, the hardware preset.  An explicit `hw` plans
-    for other hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
-    numerics without a GPU.  With `emit=False` (trial merges during region selection), or for
-    a target that is not rendered as TIR (an external codegen emits its own source later), no
-    TIR is rendered."""
+    picks, unless `hw` is given, the hardware preset.  An explicit `hw` plans for other
+    hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
+    numerics without a GPU."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
-    target = targets.as_target(target)
     hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
     fused, _ = build_kernel(stages, name)
@@ -104,11 +99,22 @@ def lower_region(stages: StageProgram, name: str, target, emit: bool = True,
     chosen = choose(rewritten, shell, hw)
     optimized = planned_program(shell, chosen, hw)
     verify(optimized, hw)
-    lowered = LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
-                            stage_program=stages, rewritten=rewritten, chosen=chosen)
+    return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
+                         stage_program=stages, rewritten=rewritten, chosen=chosen)
+
+
+def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
+    """The planned region under `name`, with its TIR source and PrimFunc when the target is
+    rendered as TIR (an external codegen emits its own source later)."""
+    lowered = planned.renamed(name)
     kind = targets.target_kind(target)
-    if not emit or not targets.renders_tir(kind):
+    if not targets.renders_tir(kind):
         return lowered
-    lowered.source = targets.render_source(optimized, kind, name)
-    lowered.prim_func = targets.parse_source(lowered.source)
-    return lowered
+    source, prim_func = targets.build_prim_func(lowered.optimized, kind, name)
+    return replace(lowered, source=source, prim_func=prim_func)
+
+
+def lower_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
+                 hw: HardwareModel | None = None) -> LoweredRegion:
+    """`plan_region`, then `render_region`."""
+    return render_region(plan_region(stages, name, target, choose, hw), name, target)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +33,7 @@ from .gir import expr as E
 from .gir.errors import Unsupported
 from .gir.program import numel
 from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
-from .region import Chooser, LoweredRegion, default_choice, lower_region
+from .region import Chooser, LoweredRegion, default_choice, plan_region, render_region
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
@@ -54,7 +54,7 @@ class InternalError:
     """An exception other than `Unsupported` raised while lowering `ops`."""
 
     ops: tuple[str, ...]
-    during: str                 # "trial merge" (region selection) or "lowering"
+    during: str                 # "trial merge" (of region selection), "planning" or "rendering"
     type: str
     message: str
     where: str                  # innermost frame inside intelligen_tvm: path:line (function)
@@ -227,6 +227,15 @@ class RegionSelector:
                 if used in self.var_index:
                     self.users.setdefault(self.var_index[used], set()).add(i)
         self.outside_uses = outside_uses   # hashes of vars used after the block
+        self._plans: dict[tuple, LoweredRegion | Unsupported | LoweringBug] = {}
+
+    @classmethod
+    def for_block(cls, mod: tvm.IRModule, func: relax.Function, block_index: int, target,
+                  trial_choose: Chooser = default_choice) -> RegionSelector:
+        """The selector of `func`'s dataflow block `block_index` (`func` being in `mod`, or
+        standing for a function of it: its calls' PrimFuncs are looked up in `mod`)."""
+        block = func.body.blocks[block_index]
+        return cls(list(block.bindings), mod, _outside_uses(func, block_index), target, trial_choose)
 
     def _stages(self, calls: list[CallSite]) -> StageProgram:
         parts = []
@@ -248,8 +257,23 @@ class RegionSelector:
                 outputs.append(self.names(c.var))
         return concat_programs(parts, inputs, outputs)
 
-    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
-        """The region's lowering; raises `Unsupported` (by design) or `LoweringBug` (ours)."""
+    def plan(self, calls: list[CallSite], choose: Chooser | None = None) -> LoweredRegion:
+        """The call set planned as one region, nothing rendered; raises `Unsupported` (by
+        design) or `LoweringBug` (ours).  A call set's stages (and so its plan) never change
+        within a block, so trial merges and the final lowering share one plan per call set
+        and chooser."""
+        key = (tuple(c.index for c in calls), choose or self.trial_choose)
+        if key not in self._plans:
+            try:
+                self._plans[key] = self._plan(calls, key[1])
+            except (Unsupported, LoweringBug) as err:
+                self._plans[key] = err
+        found = self._plans[key]
+        if isinstance(found, (Unsupported, LoweringBug)):
+            raise found
+        return found
+
+    def _plan(self, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
         try:
             stages = self._stages(calls)
             reason = compute_bound_reason(stages)
@@ -257,13 +281,21 @@ class RegionSelector:
                 raise Unsupported(reason)
             if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
                 raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
-            return lower_region(stages, name, self.target, emit=name != "trial",
-                                choose=choose or self.trial_choose)
+            return plan_region(stages, "region", self.target, choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
-            during = "trial merge" if name == "trial" else "lowering"
-            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], during)) from err
+            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "planning")) from err
+
+    def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
+        """The region planned (see `plan`) and rendered once, under its final name."""
+        planned = self.plan(calls, choose)
+        try:
+            return render_region(planned, name, self.target)
+        except Unsupported:
+            raise
+        except Exception as err:  # a bug of ours must cost speed, never the user's build
+            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "rendering")) from err
 
     def _is_convex(self, group: set[int]) -> bool:
         """No path leaves the group and comes back (that would need the group to run twice)."""
@@ -290,11 +322,11 @@ class RegionSelector:
             if not self._is_convex({c.index for c in calls} | {site.index}):
                 continue
             try:
-                lowered = self.try_lower(calls + [site], "trial")
+                lowered = self.plan(calls + [site])
             except Unsupported:
                 continue
             except LoweringBug as bug:
-                errors.append(bug.record)
+                errors.append(replace(bug.record, during="trial merge"))
                 continue
             keep, rest = chosen[0], chosen[1:]
             keep.calls, keep.lowered, keep.reason = calls + [site], lowered, ""
@@ -322,7 +354,7 @@ class RegionSelector:
                 continue
             region = Region([site], trial_errors=errors)
             try:
-                region.lowered = self.try_lower([site], "trial")
+                region.lowered = self.plan([site])
             except (Unsupported, LoweringBug) as err:
                 region.fail(err)
             regions.append(region)
@@ -343,7 +375,7 @@ def _used_vars(expr) -> list[int]:
 
 
 def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Chooser) -> None:
-    """Lower again with the final output set (later members may have absorbed users)."""
+    """Render the region under its name, planned with the final chooser."""
     try:
         region.lowered = selector.try_lower(region.calls, name, choose)
     except (Unsupported, LoweringBug) as err:
@@ -488,7 +520,8 @@ def _preparation_passes() -> list:
             relax.transform.FoldConstant()]
 
 
-def _prepare(mod: tvm.IRModule) -> tvm.IRModule:
+def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` as region selection sees it: legalized, every op a call_tir."""
     return tvm.transform.Sequential(_preparation_passes())(mod)
 
 
@@ -508,17 +541,50 @@ def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = default
 
 
 def explain(mod: tvm.IRModule, target, choose: Chooser = default_choice) -> dict:
-    """JSON-serializable region report for `mod` compiled for `target`."""
+    """JSON-serializable region report for `mod` compiled for `target`.
+
+    A target kind we do not render (vulkan, opencl, c, ...) is left to TVM: every call is
+    reported as a fallback region with the reason, with a warning."""
     target = targets.as_target(target)
-    _check_target(target)
     with target:
-        _, reports = apply_regions(_prepare(mod), target, choose)
+        prepared = prepare(mod)
+        if not targets.renders_tir(target.kind.name):
+            warnings.warn(unsupported_target_message(target), stacklevel=2)
+            return {"target": str(target.kind.name), "regions": _unsupported_reports(prepared, target)}
+        _, reports = apply_regions(prepared, target, choose)
     return {"target": str(target.kind.name), "regions": reports}
 
 
-def _check_target(target: tvm.target.Target) -> None:
-    if not targets.renders_tir(target.kind.name):
-        raise ValueError(f"intelligen supports {sorted(targets.DIALECTS)}, not {target.kind.name}")
+def unsupported_target_message(target: tvm.target.Target) -> str:
+    return (f"intelligen: target kind {target.kind.name!r} not supported (intelligen renders "
+            f"{', '.join(sorted(targets.DIALECTS))}); the module goes through TVM's own pipeline")
+
+
+def _unsupported_reports(mod: tvm.IRModule, target: tvm.target.Target) -> list[dict]:
+    """One fallback report per call_tir: nothing is taken on a target we do not render."""
+    reason = f"target not supported: {target.kind.name} (intelligen renders {', '.join(sorted(targets.DIALECTS))})"
+    reports = []
+    for func in mod.functions.values():
+        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+            continue
+        for blk in func.body.blocks:
+            for i, binding in enumerate(blk.bindings):
+                site = _call_site(i, binding, mod)
+                if site is not None:
+                    reports.append(region_report(f"intelligen_region{len(reports)}", Region([site], reason=reason)))
+    return reports
+
+
+def _tvm_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    """What `tvm.compile(..., relax_pipeline="default")` runs for this target."""
+    from tvm.relax import pipeline as rp
+
+    if "gpu" in target.keys:
+        try:
+            return rp.get_default_pipeline(target)
+        except (ValueError, AttributeError):
+            pass
+    return rp.default_build_pipeline()
 
 
 def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
@@ -528,8 +594,11 @@ def intelligen_pipeline(choose: Chooser = default_choice) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenPipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         target = tvm.target.Target.current()
-        _check_target(target)
         from tvm.relax import pipeline as rp
+
+        if not targets.renders_tir(target.kind.name):
+            warnings.warn(unsupported_target_message(target), stacklevel=2)
+            return _tvm_pipeline(target)(mod)
 
         rest = []
         if "gpu" in target.keys:

@@ -14,27 +14,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import tvm
 
 from . import targets
 from .cost_model.bundle import export_bundle, ingest_bundle
-from .cost_model.features import features
 from .cost_model.measure import LocalMeasurer, MeasureInput
-from .cost_model.prior import predicted_time_us
-from .cost_model.records import Record, RecordDB, package_version
+from .cost_model.ranking import rank
+from .cost_model.records import Record, RecordDB, load_records, package_version
 from .dataflow_graph.choices import enumerate_candidates
 from .dataflow_graph.split_row import planned_program
+from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Program
 from .gir.strategy import ParallelStrategy
-from .region import default_choice, region_fingerprint
+from .progress import progress as progress_bar
+from .region import default_choice
 from .relax_integration import explain, intelligen_pipeline
 
 TUNING_SIDECAR = "tuning.json"
@@ -72,14 +71,6 @@ def collect_regions(mod: tvm.IRModule, target: tvm.target.Target) -> list[Region
     return list(found.values())
 
 
-def rank(candidates: list[Kernel], shell: Program, hw: HardwareModel, model=None) -> list[tuple[Kernel, dict]]:
-    """Candidates with their features, predicted fastest first."""
-    feats = [features(c, shell, hw) for c in candidates]
-    scores = model.predict(feats) if model is not None else [predicted_time_us(f, hw) for f in feats]
-    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
-    return [(candidates[i], feats[i]) for i in order]
-
-
 def measure_inputs(region: RegionToTune, candidates: list[Kernel], target: tvm.target.Target):
     shell = region.shell
     hw = targets.hardware_model(target)
@@ -93,17 +84,11 @@ def measure_inputs(region: RegionToTune, candidates: list[Kernel], target: tvm.t
     return inputs
 
 
-def _progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = width * done // max(1, total)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:40s}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def _ranked_regions(mod: tvm.IRModule, target: tvm.target.Target, trials: int, model
                     ) -> Iterator[tuple[RegionToTune, list[tuple[Kernel, dict]]]]:
+    if not targets.renders_tir(target.kind.name):
+        raise ValueError(f"cannot tune for target kind {target.kind.name!r}: intelligen renders "
+                         f"{', '.join(sorted(targets.DIALECTS))}")
     hw = targets.hardware_model(target)
     for region in collect_regions(mod, target):
         yield region, rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
@@ -126,14 +111,16 @@ def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen
     best: dict[str, dict] = {}
     regions = list(_ranked_regions(mod, target, trials, model))
     for n, (region, ranked) in enumerate(regions):
+        if progress:
+            progress_bar(n, len(regions), f"{region.name}: {len(ranked)} candidates")
         results = measurer.measure(measure_inputs(region, [k for k, _ in ranked], target))
         new = _records(target, ((region.fingerprint, strategy_key(k.strategy), f, res)
                                 for (k, f), res in zip(ranked, results)))
         db.append(new)
         if new:
             best[region.fingerprint] = min(new, key=lambda r: r.median_us).candidate
-        if progress:
-            _progress(n + 1, len(regions), region.name)
+    if progress and regions:
+        progress_bar(len(regions), len(regions), "tuned")
     return best
 
 
@@ -172,7 +159,7 @@ class RecordChooser:
 
     def __init__(self, records: str | None = None, model=None, target=None, prior: bool = False):
         self.best: dict[tuple[str, str], Record] = {}
-        for rec in RecordDB(records).load() if records else []:
+        for rec in load_records(records) if records else []:
             key = (rec.region, rec.target)
             if key not in self.best or rec.median_us < self.best[key].median_us:
                 self.best[key] = rec

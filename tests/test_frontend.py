@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx.numpy_helper
 import pytest
 import tvm
@@ -41,4 +42,14 @@ def test_int64_ids_stay_int64() -> None:
 
 def test_rejects_non_models() -> None:
     with pytest.raises(TypeError):
-        from_onnx("model.onnx")  # type: ignore[arg-type]
+        from_onnx(42)  # type: ignore[arg-type]
+
+
+def test_takes_a_path(tmp_path) -> None:
+    model = suite.get_case("layer_norm").build(small=True)
+    path = tmp_path / "layer_norm.onnx"
+    onnx.save(model, path)
+    expected = from_onnx(model).script()
+    assert from_onnx(path).script() == expected and from_onnx(str(path)).script() == expected
+    with pytest.raises(FileNotFoundError, match="ONNX model not found: .*missing.onnx"):
+        from_onnx(tmp_path / "missing.onnx")

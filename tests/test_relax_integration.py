@@ -15,7 +15,7 @@ from tvm import relax
 
 import intelligen_tvm
 from intelligen_tvm import relax_integration, suite
-from intelligen_tvm.relax_integration import IntelliGenInternalError, _prepare, apply_regions
+from intelligen_tvm.relax_integration import IntelliGenInternalError, apply_regions, prepare
 from intelligen_tvm.testing import (
     assert_close, build, reference_outputs, run, tolerances,
 )
@@ -85,7 +85,7 @@ def test_explain_reports_one_ideal_region(name: str) -> None:
 @pytest.mark.parametrize("name", ONE_KERNEL)
 def test_softmax_and_norm_cases_are_one_kernel(name: str) -> None:
     mod = intelligen_tvm.from_onnx(suite_model(name))
-    prepared = _prepare(mod)
+    prepared = prepare(mod)
     ops_before = _call_tirs(prepared)
     rewritten, (region,) = apply_regions(prepared, "llvm")
     assert _call_tirs(rewritten) == [region["name"]]
@@ -101,12 +101,27 @@ def test_decomposed_layer_norm_takes_all_nine_ops() -> None:
     assert region["dram_bytes_naive"] > 5 * region["dram_bytes_planned"]
 
 
-def test_explain_accepts_a_target_object_and_rejects_other_kinds() -> None:
+def test_explain_accepts_a_target_object_and_reports_other_kinds_as_fallback() -> None:
     mod = intelligen_tvm.from_onnx(suite_model("softmax"))
     assert intelligen_tvm.explain(mod, tvm.target.Target(LLVM))["target"] == "llvm"
     assert intelligen_tvm.explain(mod, {"kind": "cuda", "arch": "sm_90"})["target"] == "cuda"
-    with pytest.raises(ValueError, match="intelligen supports"):
-        intelligen_tvm.explain(mod, {"kind": "c"})
+    with pytest.warns(UserWarning, match="target kind 'vulkan' not supported"):
+        report = intelligen_tvm.explain(mod, {"kind": "vulkan"})
+    (region,) = report["regions"]
+    assert region["handled_by"] == "fallback" and region["ops"] == ["softmax"]
+    assert region["reason"] == "target not supported: vulkan (intelligen renders cuda, llvm, rocm)"
+
+
+def test_a_target_we_do_not_render_goes_through_tvms_pipeline() -> None:
+    """vulkan: TVM's GPU pipeline (DLight) schedules the softmax; nothing of ours is emitted."""
+    mod = intelligen_tvm.from_onnx(suite_model("softmax"))
+    target = tvm.target.Target({"kind": "vulkan"})
+    with target, pytest.warns(UserWarning, match="goes through TVM's own pipeline"):
+        ours = relax.get_pipeline("intelligen")(mod)
+    with target:
+        theirs = relax.get_default_pipeline(target)(mod)
+    assert not any("intelligen" in gv.name_hint for gv in ours.functions)
+    tvm.ir.assert_structural_equal(ours, theirs)
 
 
 def test_pipeline_is_registered() -> None:
@@ -260,27 +275,27 @@ def _relu_exp() -> onnx.ModelProto:
                  [("x", [8, 16])], ["out"])
 
 
-def _failing_lowering(monkeypatch, when) -> None:
-    """lower_region raises ZeroDivisionError (a stand-in for a bug of ours) when `when(stages, emit)`."""
-    real = relax_integration.lower_region
+def _failing(monkeypatch, step: str, when=lambda stages: True) -> None:
+    """`plan_region` or `render_region` raises ZeroDivisionError (a stand-in for a bug of ours)."""
+    real = getattr(relax_integration, step)
 
-    def lower(stages, name, target, emit=True, **kw):
-        if when(stages, emit):
+    def failing(first, *args, **kwargs):
+        if step == "render_region" or when(first):
             raise ZeroDivisionError("injected bug")
-        return real(stages, name, target, emit=emit, **kw)
+        return real(first, *args, **kwargs)
 
-    monkeypatch.setattr(relax_integration, "lower_region", lower)
+    monkeypatch.setattr(relax_integration, step, failing)
 
 
 def test_internal_error_falls_back_with_a_report_and_a_warning(monkeypatch) -> None:
-    _failing_lowering(monkeypatch, lambda stages, emit: emit)   # every final lowering fails
+    _failing(monkeypatch, "render_region")   # every final lowering fails
     model = _relu_exp()
     with pytest.warns(IntelliGenInternalError, match=r"relu\+tir_exp.*ZeroDivisionError: injected bug"):
         (region,) = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
     assert region["handled_by"] == "fallback" and region["fallback"] == "internal_error"
     (error,) = region["internal_errors"]
     assert error["type"] == "ZeroDivisionError" and error["message"] == "injected bug"
-    assert error["ops"] == ["relu", "tir_exp"] and error["during"] == "lowering"
+    assert error["ops"] == ["relu", "tir_exp"] and error["during"] == "rendering"
     assert error["where"].startswith("intelligen_tvm/relax_integration.py:")
     # the user's build still works (TVM's kernels), and warns
     x = np.random.default_rng(0).standard_normal((8, 16)).astype("float32")
@@ -289,7 +304,7 @@ def test_internal_error_falls_back_with_a_report_and_a_warning(monkeypatch) -> N
 
 
 def test_strict_mode_raises_internal_errors(monkeypatch) -> None:
-    _failing_lowering(monkeypatch, lambda stages, emit: emit)
+    _failing(monkeypatch, "render_region")
     monkeypatch.setenv(relax_integration.STRICT_ENV, "1")
     with pytest.raises(IntelliGenInternalError, match="injected bug") as info:
         intelligen_tvm.explain(intelligen_tvm.from_onnx(_relu_exp()), LLVM)
@@ -302,7 +317,7 @@ def test_strict_mode_raises_internal_errors(monkeypatch) -> None:
 
 def test_failed_trial_merge_is_recorded_on_the_region(monkeypatch) -> None:
     """A merge that fails with an internal error leaves smaller regions, and says so."""
-    _failing_lowering(monkeypatch, lambda stages, emit: not emit and len(stages.stages) > 1)
+    _failing(monkeypatch, "plan_region", lambda stages: len(stages.stages) > 1)
     with pytest.warns(IntelliGenInternalError, match="taken smaller than it should be"):
         regions = intelligen_tvm.explain(intelligen_tvm.from_onnx(_relu_exp()), LLVM)["regions"]
     assert [r["ops"] for r in regions] == [["relu"], ["tir_exp"]]

@@ -13,10 +13,11 @@ from tvm import relax
 import intelligen_tvm
 from intelligen_tvm import suite, targets
 from intelligen_tvm.cost_model.measure import LocalMeasurer
+from intelligen_tvm.cost_model.ranking import rank
 from intelligen_tvm.cost_model.records import RecordDB
 from intelligen_tvm.testing import assert_close, build, reference_outputs, run, tolerances
 from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
-from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle, rank,
+from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle,
                                    strategy_key, target_key)
 from tests.helpers import relax_module
 

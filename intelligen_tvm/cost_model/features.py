@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.plan import program_dram_bytes, stream_passes
+from ..dataflow_graph.plan import program_dram_bytes
 from ..dataflow_graph.split_row import planned_program
 from ..gir import expr as E
 from ..gir.hardware import HardwareModel
@@ -80,7 +80,7 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "serial_steps": float(s.serial),
         "unrolled": float(s.unroll),
         "single_pass": float(s.single_pass),
-        "sweeps": float(len(stream_passes(kernel)[1]) if s.serial > 1 else 1),
+        "sweeps": float(len(kernel.sweeps.passes) if s.serial > 1 else 1),
         "outer_size": float(s.outer_size),
         "row_size": float(s.row_size),
         "n_loads": float(sum(isinstance(i, Load) for i in kernel.instrs)),

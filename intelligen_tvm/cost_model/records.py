@@ -3,7 +3,10 @@
 Format (UTF-8, one JSON object per line, ``\\n``-terminated; unknown keys are ignored on load
 so that the format can grow):
 
-    region      str    fingerprint of the region (same region => same string, across runs)
+    region      str    fingerprint of the region (same region => same string, across runs and
+                       models): gir/fingerprint.py's digest of the rewritten kernel and its
+                       input/output buffers, tensor names replaced by roles; printers do not
+                       enter it
     target      str    TVM target string, e.g. "cuda -arch=sm_90" or "llvm"
     device      str    device name as reported by the runtime, e.g. "NVIDIA H100 80GB HBM3"
     candidate   object the strategy that was measured (JSON-able description, free form)
@@ -26,6 +29,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -141,6 +145,22 @@ class RecordDB:
     def best(self, region: str, target: str) -> Record | None:
         """The record with the lowest median time, or None if the region was never measured."""
         return min(self.for_region(region, target), key=lambda r: r.median_us, default=None)
+
+
+def load_records(path: str | os.PathLike[str]) -> list[Record]:
+    """The records a compilation reads, never silently: a missing file is an error naming it;
+    skipped corrupt lines give one warning with their count; a file with no valid record
+    (empty, or only garbage) gives a warning, since the compilation then uses no records."""
+    db = RecordDB(path)
+    if not db.path.is_file():
+        raise FileNotFoundError(f"records file not found: {db.path}")
+    records = db.load()
+    if db.skipped:
+        warnings.warn(f"{db.path}: skipped {db.skipped} corrupt or truncated line(s)", stacklevel=2)
+    if not records:
+        what = "is empty" if not db.skipped else "holds no valid record"
+        warnings.warn(f"records file {db.path} {what}: compiling without measurements", stacklevel=2)
+    return records
 
 
 def _write_all(fd: int, data: bytes) -> None:

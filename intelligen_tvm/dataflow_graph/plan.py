@@ -17,14 +17,15 @@ cost model's job; here one good default is picked per region shape:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ..gir import expr as E
 from ..gir.errors import Unsupported
 from ..gir.hardware import HardwareModel
-from ..gir.program import (Identity, Instr, Kernel, Level, Load, Program, Reduce, Scope, Store, dtype_bytes,
-                           kernel_dram_bytes, numel, slice_footprint)
+from ..gir.program import (Kernel, Level, Load, Program, Reduce, Scope, dtype_bytes, kernel_dram_bytes, numel,
+                           slice_footprint)
 from ..gir.strategy import ParallelStrategy, PlanFamily
+from ..gir.sweeps import stream_passes
 from .single_pass import single_pass_statistics
 from .transpose_tile import stage_through_sram, transposed_axis
 
@@ -77,7 +78,9 @@ def with_strategy(kernel: Kernel, strategy: ParallelStrategy, hw: HardwareModel)
     if strategy.kind is PlanFamily.COLUMN:
         scope = Scope.GROUP
     instrs = [replace(i, scope=scope) if isinstance(i, Reduce) else i for i in kernel.instrs]
-    return replace(kernel, instrs=instrs, strategy=strategy)
+    kernel = replace(kernel, instrs=instrs, strategy=strategy)
+    streams = strategy.serial > 1 or strategy.kind is PlanFamily.SPLIT_ROW
+    return replace(kernel, sweeps=stream_passes(kernel) if streams else None)
 
 
 def plan_kernel(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
@@ -116,7 +119,7 @@ def _default_column(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelSt
     (at least the default) as the register budget allows; otherwise stream it (one sweep
     per reduction level)."""
     n = numel(a.extent for a in kernel.row)
-    if len(stream_passes(kernel)[1]) == 1 or n > hw.max_threads_per_group // hw.lanes_per_unit * hw.reg_elems_per_lane:
+    if len(stream_passes(kernel).passes) == 1 or n > hw.max_threads_per_group // hw.lanes_per_unit * hw.reg_elems_per_lane:
         return column_strategy(kernel, hw, units, chunks=4)
     units = next(u for u in range(units, max(units, n) + 1) if -(-n // u) <= hw.reg_elems_per_lane)
     return column_strategy(kernel, hw, units, chunks=-(-n // units))
@@ -178,7 +181,7 @@ def splittable(kernel: Kernel) -> bool:
     are refused: every further level would need its own partial and finishing launches and
     one more DRAM sweep of the row.  So are online sums, whose partials would need rescaling
     by their groups' maxima."""
-    levels = [p for p in stream_passes(kernel)[1] if p.reduces]
+    levels = [p for p in stream_passes(kernel).passes if p.reduces]
     return len(levels) == 1 and all(r.op in SPLIT_OPS and r.shift is None for r in levels[0].reduces)
 
 
@@ -211,71 +214,6 @@ def _default_split(kernel: Kernel, hw: HardwareModel, vector: int) -> ParallelSt
     return split_row_strategy(kernel, hw, min(-(-resident // rows), n // step), threads, vector, DEFAULT_STREAM_CHUNKS)
 
 
-@dataclass(frozen=True)
-class StreamPass:
-    """One sweep over a streamed row: the row instructions recomputed inside the serial loop
-    (loads, computes, the sweep's reductions accumulated, stores), then the per-row
-    instructions that become computable once those reductions are combined."""
-
-    sweep: tuple[Instr, ...]
-    reduces: tuple[Reduce, ...]
-    after: tuple[Instr, ...]
-
-
-def stream_passes(kernel: Kernel) -> tuple[tuple[Instr, ...], list[StreamPass]]:
-    """Split a kernel for a row that streams instead of staying on chip.
-
-    A reduction of nesting level k (softmax's max is 1, its sum 2) can only start once the
-    reductions below it have ended, so it needs its own sweep, which recomputes the row
-    values it depends on from DRAM.  Returns the instructions before the first sweep and
-    the sweeps; a final sweep writes the row outputs.
-    """
-    row_axes = {a.name for a in kernel.row}
-    instrs = [i for i in kernel.instrs if not isinstance(i, Identity)]
-    level: dict[str, int] = {}
-    producer: dict[str, Instr] = {}
-
-    def level_of(ins: Instr) -> int:
-        if isinstance(ins, Reduce):   # an online sum's shift is accumulated beside it, not before
-            return level[ins.src] + 1
-        return max((level[r] for r in ins.reads), default=0)
-
-    def on_row(ins: Instr) -> bool:
-        if isinstance(ins, Store):
-            return bool(ins.dst.axes() & row_axes or kernel.values[ins.src].axes & row_axes)
-        return not isinstance(ins, Reduce) and any(kernel.values[w].axes & row_axes for w in ins.writes)
-
-    for ins in instrs:
-        for w in ins.writes:
-            level[w], producer[w] = level_of(ins), ins
-
-    def row_deps(roots: list[Instr]) -> set[int]:
-        seen: set[int] = set()
-        todo = [r for root in roots for r in root.reads]
-        while todo:
-            ins = producer.get(todo.pop())
-            if ins is not None and on_row(ins) and id(ins) not in seen:
-                seen.add(id(ins))
-                todo.extend(ins.reads)
-        return seen
-
-    reduces = [i for i in instrs if isinstance(i, Reduce)]
-    depth = max((level_of(r) for r in reduces), default=0)
-    scalar = [i for i in instrs if not on_row(i) and not isinstance(i, Reduce)]
-    before = tuple(i for i in scalar if level_of(i) == 0)
-    passes = []
-    for k in range(1, depth + 1):
-        mine = [r for r in reduces if level_of(r) == k]
-        deps = row_deps(mine)
-        sweep = tuple(i for i in instrs if id(i) in deps or any(i is r for r in mine))
-        passes.append(StreamPass(sweep, tuple(mine), tuple(i for i in scalar if level_of(i) == k)))
-    stores = [i for i in instrs if isinstance(i, Store) and on_row(i)]
-    if stores:
-        deps = row_deps(stores) | {id(i) for i in stores}
-        passes.append(StreamPass(tuple(i for i in instrs if id(i) in deps), (), ()))
-    return before, passes
-
-
 def program_dram_bytes(program: Program) -> int:
     """Bytes moved between DRAM and the chip by the program's moves (re-reads of streamed rows
     and workspaces between kernels counted)."""
@@ -288,7 +226,7 @@ def planned_dram_bytes(kernel: Kernel, buffers) -> int:
     total = kernel_dram_bytes(kernel, buffers)
     if kernel.strategy is None or kernel.strategy.serial == 1:
         return total
-    loads = [i for p in stream_passes(kernel)[1] for i in p.sweep if isinstance(i, Load) and i.level is Level.DRAM]
+    loads = [i for p in kernel.sweeps.passes for i in p.sweep if isinstance(i, Load) and i.level is Level.DRAM]
     once = {id(i): i for i in loads}
     for ins in once.values():
         extra = sum(i is ins for i in loads) - 1

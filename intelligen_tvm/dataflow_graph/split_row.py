@@ -24,7 +24,7 @@ from ..gir import expr as E
 from ..gir.hardware import HardwareModel
 from ..gir.program import Axis, Buffer, Compute, Instr, Kernel, Load, Program, Reduce, Slice, Store, Value
 from ..gir.strategy import ParallelStrategy, PlanFamily
-from .plan import plan_kernel, row_strategy, stream_passes, with_strategy
+from .plan import plan_kernel, row_strategy, with_strategy
 
 SPLIT, POS = "sp", "sn"   # the split a group owns, the position inside its slice
 _NEUTRAL = {"sum": 0, "prod": 1}   # max/min: the original init is idempotent, reuse it
@@ -155,7 +155,7 @@ def split_phases(kernel: Kernel, buffers: dict[str, Buffer]) -> tuple[list[Kerne
     """The unplanned phase kernels of a split_row kernel and the workspaces they share."""
     s: ParallelStrategy = kernel.strategy
     assert {SPLIT, POS}.isdisjoint(kernel.axes), "split axes clash with the region's axes"
-    before, passes = stream_passes(kernel)
+    before, passes = kernel.sweeps
     level, rest = passes[0], passes[1:]
     outer_shape = tuple(a.extent for a in kernel.outer)
     workspaces = {r.dst: Buffer(f"ws_{r.dst}", (*outer_shape, s.splits), kernel.values[r.dst].dtype)

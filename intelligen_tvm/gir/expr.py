@@ -9,7 +9,7 @@ values), constants, buffer loads (for gather indices) and calls of named operato
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 UNARY_OPS = frozenset(
     {"exp", "log", "sqrt", "rsqrt", "erf", "tanh", "sigmoid", "abs", "neg", "not",
@@ -149,22 +149,85 @@ def simplify(expr: Expr) -> Expr:
     return transform(expr, fold)
 
 
+# (argument texts, result dtype) -> text of one operator in one dialect
+OpText = Callable[[list[str], str], str]
+
+
+def infix(symbol: str) -> OpText:
+    return lambda args, _dtype: f"({args[0]} {symbol} {args[1]})"
+
+
+def template(text: str) -> OpText:
+    """An operator written as a format string of its arguments ({0}, {1}, ...)."""
+    return lambda args, _dtype: text.format(*args)
+
+
+class Printer:
+    """The one expression visitor of every dialect (GIR text, TIR, C): a dialect names the
+    leaves (axes, constants, register values, gathers) and gives one operator table,
+    `code_for_op` (in tinygrad's style); `unknown_op` answers for an op not in it."""
+
+    code_for_op: Mapping[str, OpText] = {}
+
+    def __call__(self, e: Expr) -> str:
+        if isinstance(e, Var):
+            return self.var(e)
+        if isinstance(e, Const):
+            return self.const(e)
+        if isinstance(e, ValueRef):
+            return self.value(e)
+        if isinstance(e, Load):
+            return self.load(e)
+        assert isinstance(e, Call)
+        return self.call(e.op, e.dtype, [self(a) for a in e.args])
+
+    @classmethod
+    def call(cls, op: str, dtype: str, args: list[str]) -> str:
+        fn = cls.code_for_op.get(op)
+        return fn(args, dtype) if fn is not None else cls.unknown_op(op, dtype, args)
+
+    @classmethod
+    def unknown_op(cls, op: str, dtype: str, args: list[str]) -> str:
+        raise ValueError(f"{cls.__name__} has no text for {op} on {dtype}")
+
+    def var(self, e: Var) -> str:
+        raise NotImplementedError
+
+    def const(self, e: Const) -> str:
+        raise NotImplementedError
+
+    def value(self, e: ValueRef) -> str:
+        raise NotImplementedError
+
+    def load(self, e: Load) -> str:
+        raise NotImplementedError
+
+
+class TextPrinter(Printer):
+    """The human-readable form of the GIR text dump."""
+
+    code_for_op = {**{op: infix(sym) for op, sym in {
+        "add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
+        "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}.items()},
+        "cast": lambda args, dtype: f"{dtype}({args[0]})"}
+
+    @classmethod
+    def unknown_op(cls, op: str, dtype: str, args: list[str]) -> str:
+        return f"{op}({', '.join(args)})"
+
+    def var(self, e: Var) -> str:
+        return e.name
+
+    def const(self, e: Const) -> str:
+        return repr(e.value)
+
+    def value(self, e: ValueRef) -> str:
+        return f"%{e.value}"
+
+    def load(self, e: Load) -> str:
+        return f"{e.buffer}[{', '.join(self(i) for i in e.indices)}]"
+
+
 def to_text(expr: Expr) -> str:
     """Human-readable form used by the GIR text dump."""
-    if isinstance(expr, Var):
-        return expr.name
-    if isinstance(expr, Const):
-        return repr(expr.value)
-    if isinstance(expr, ValueRef):
-        return f"%{expr.value}"
-    if isinstance(expr, Load):
-        return f"{expr.buffer}[{', '.join(to_text(i) for i in expr.indices)}]"
-    assert isinstance(expr, Call)
-    infix = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
-             "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-    if expr.op in infix:
-        a, b = expr.args
-        return f"({to_text(a)} {infix[expr.op]} {to_text(b)})"
-    if expr.op == "cast":
-        return f"{expr.dtype}({to_text(expr.args[0])})"
-    return f"{expr.op}({', '.join(to_text(a) for a in expr.args)})"
+    return TextPrinter()(expr)

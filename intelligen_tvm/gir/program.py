@@ -12,8 +12,9 @@ region axes.  The parallel strategy (`strategy.py`) maps region axes to
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 from .expr import Expr, ValueRef, free_vars, loads, to_text, walk_value_refs
 from .strategy import ParallelStrategy
@@ -191,6 +192,24 @@ class Identity(Instr):
     src: Slice
 
 
+@dataclass(frozen=True)
+class StreamPass:
+    """One sweep over a streamed row: the row instructions recomputed inside the serial loop
+    (loads, computes, the sweep's reductions accumulated, stores), then the per-row
+    instructions that become computable once those reductions are combined."""
+
+    sweep: tuple[Instr, ...]
+    reduces: tuple[Reduce, ...]
+    after: tuple[Instr, ...]
+
+
+class Sweeps(NamedTuple):
+    """A streamed kernel's instructions before its first sweep, then its sweeps in order."""
+
+    before: tuple[Instr, ...]
+    passes: tuple[StreamPass, ...]
+
+
 @dataclass
 class Kernel:
     name: str
@@ -200,10 +219,15 @@ class Kernel:
     values: dict[str, Value]
     strategy: ParallelStrategy | None = None   # set once planned
     local_buffers: dict[str, Buffer] = field(default_factory=dict)   # on-chip (SRAM) tiles
+    sweeps: Sweeps | None = None     # recorded by the planner when the row streams or is split
 
     @property
     def axes(self) -> dict[str, int]:
         return {a.name: a.extent for a in (*self.outer, *self.row)}
+
+    def renamed(self, old: str, new: str) -> Kernel:
+        """The kernel of program `old` as a kernel of program `new` (phase suffixes kept)."""
+        return replace(self, name=new + self.name[len(old):]) if self.name.startswith(old) else self
 
 
 @dataclass
@@ -215,6 +239,10 @@ class Program:
     inputs: list[str]
     outputs: list[str]
     kernels: list[Kernel] = field(default_factory=list)
+
+    def renamed(self, name: str) -> Program:
+        """The same program under another name: kernel names follow it."""
+        return replace(self, name=name, kernels=[k.renamed(self.name, name) for k in self.kernels])
 
     def text(self) -> str:
         lines = [f"gir.program {self.name}"]

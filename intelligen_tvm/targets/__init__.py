@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tvm.script import tirx as T
+from functools import lru_cache
 
 import tvm
+from tvm.script import tirx as T
 
 from ..gir.hardware import HardwareModel
 from ..gir.program import Program
@@ -52,5 +53,40 @@ def render_source(program: Program, target_kind: str, func_name: str) -> str:
     return render_program(program, DIALECTS[target_kind](), func_name)
 
 
+class _ParseNamespace:
+    """`T` for parsing a rendered source.  There `T.prim_func(s_tir=True)` only names the
+    dialect (the parser reads `s_tir` off the syntax), but calling TVM's decorator captures
+    the caller's whole stack (`inspect.stack`), which deep inside `tvm.compile` cost most of
+    a region's parse time."""
+
+    def __getattr__(self, name: str):
+        return getattr(T, name)
+
+    @staticmethod
+    def prim_func(**_options):
+        return T.prim_func   # carries the "tirx" dispatch token
+
+
+_PARSE_VARS = {"T": _ParseNamespace()}
+
+
 def parse_source(source: str) -> tvm.tirx.PrimFunc:
-    return tvm.script.from_source(source, extra_vars={"T": T})
+    return tvm.script.from_source(source, extra_vars=_PARSE_VARS)
+
+
+# The symbol a source is parsed under before each copy of it gets its own.
+_PLACEHOLDER_SYMBOL = "intelligen_kernel"
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(source: str) -> tvm.tirx.PrimFunc:
+    return parse_source(source)
+
+
+def build_prim_func(program: Program, target_kind: str, func_name: str) -> tuple[str, tvm.tirx.PrimFunc]:
+    """The region's TVMScript source and its PrimFunc.  Parsing TVMScript is the dearest
+    step of our part of a compile and a model repeats its regions (once per layer), so the
+    parse is cached by the source rendered under a placeholder symbol (PrimFuncs are
+    immutable) and each copy only gets its own symbol."""
+    func = _parse_cached(render_source(program, target_kind, _PLACEHOLDER_SYMBOL))
+    return render_source(program, target_kind, func_name), func.with_attr("global_symbol", func_name)

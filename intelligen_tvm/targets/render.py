@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from ..dataflow_graph.plan import stream_passes
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
@@ -35,6 +34,20 @@ _COMBINE = {"sum": "({a} + {b})", "prod": "({a} * {b})", "max": "T.max({a}, {b})
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _FUNCTION_NAMES = {"abs": "T.fabs"}   # other unary ops are T.<op>
+
+# Ops a T.vectorized loop may compute: TVM 0.27's CUDA codegen prints their vector form lane by
+# lane inside a scope of its own.  Every other vector op (an extern call such as powf or expf, a
+# cast, a select) it prints by binding each vector operand to an SSA temporary of the enclosing
+# scope (`float4 v_ = t0_ptr[0];`) that stays live after the statement, so a later read of the
+# same register text reuses the stale temporary once the register was updated in place (TVM's
+# StorageRewrite reuses a dead register in place): those ops are computed lane by lane.  Bool
+# values never live in vector registers either (a bool vector is read as ushortN/ucharN).
+_VECTOR_OPS = frozenset({"add", "sub", "mul", "div", "max", "min", "neg"})
+
+
+def vector_safe(op: str, dtypes: list[str]) -> bool:
+    """Whether a T.vectorized loop may compute `op` on values of `dtypes` (result and args)."""
+    return op in _VECTOR_OPS and "bool" not in dtypes
 
 
 def combine_text(op: str, a: str, b: str) -> str:
@@ -64,52 +77,52 @@ def safe_name(name: str) -> str:
     return "b_" + re.sub(r"\W", "_", name)
 
 
+def _div(args: list[str], dtype: str) -> str:
+    """TIR's `/` refuses integers: ONNX/TIR integer division truncates."""
+    if dtype.startswith(("int", "uint")):
+        return f"T.truncdiv({args[0]}, {args[1]})"
+    return f"({args[0]} / {args[1]})"
+
+
+def _neg(args: list[str], dtype: str) -> str:
+    return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
+
+
 @dataclass
-class ExprPrinter:
-    """Prints scalar expressions: axes via `axis_text`, register values via `value_text`."""
+class ExprPrinter(E.Printer):
+    """TIR text of scalar expressions: axes via `axis_text`, register values via `value_text`."""
 
     axis_text: dict[str, str]
     value_text: dict[str, str]
 
-    def __call__(self, e: E.Expr) -> str:
-        if isinstance(e, E.Var):
-            return self.axis_text[e.name]
-        if isinstance(e, E.Const):
-            return const_text(e)
-        if isinstance(e, E.ValueRef):
-            return self.value_text[e.value]
-        if isinstance(e, E.Load):
-            return index_text(e.buffer, [self.index(i) for i in e.indices])
-        assert isinstance(e, E.Call)
-        return call_text(e.op, e.dtype, [self(a) for a in e.args])
+    code_for_op: ClassVar = {
+        **{op: E.infix(sym) for op, sym in _INFIX.items()}, "div": _div,
+        "and": E.template("T.And({0}, {1})"), "or": E.template("T.Or({0}, {1})"), "not": E.template("T.Not({0})"),
+        "neg": _neg, "select": E.template("T.Select({0}, {1}, {2})"),
+        "cast": lambda args, dtype: f'T.Cast("{dtype}", {args[0]})',
+        **{op: E.template(f"T.{op}({{0}}, {{1}})") for op in ("max", "min", "pow")},
+    }
+
+    @classmethod
+    def unknown_op(cls, op: str, dtype: str, args: list[str]) -> str:
+        return f"{_FUNCTION_NAMES.get(op, f'T.{op}')}({', '.join(args)})"
+
+    def var(self, e: E.Var) -> str:
+        return self.axis_text[e.name]
+
+    def const(self, e: E.Const) -> str:
+        return const_text(e)
+
+    def value(self, e: E.ValueRef) -> str:
+        return self.value_text[e.value]
+
+    def load(self, e: E.Load) -> str:
+        return index_text(e.buffer, [self.index(i) for i in e.indices])
 
     def index(self, e: E.Expr) -> str:
         text = self(e)
         needs_cast = isinstance(e, (E.Load, E.ValueRef)) and e.dtype != "int32"
         return f'T.Cast("int32", {text})' if needs_cast else text
-
-
-def call_text(op: str, dtype: str, args: list[str]) -> str:
-    if op == "div" and dtype.startswith(("int", "uint")):   # TIR's Div on integers truncates
-        return f"T.truncdiv({args[0]}, {args[1]})"
-    if op in _INFIX:
-        return f"({args[0]} {_INFIX[op]} {args[1]})"
-    if op == "and":
-        return f"T.And({args[0]}, {args[1]})"
-    if op == "or":
-        return f"T.Or({args[0]}, {args[1]})"
-    if op == "not":
-        return f"T.Not({args[0]})"
-    if op == "neg":
-        return f"(T.{dtype}(0) - {args[0]})" if dtype != "bool" else f"T.Not({args[0]})"
-    if op == "select":
-        return f"T.Select({args[0]}, {args[1]}, {args[2]})"
-    if op == "cast":
-        return f'T.Cast("{dtype}", {args[0]})'
-    if op in ("max", "min", "pow"):
-        return f"T.{op}({args[0]}, {args[1]})"
-    fn = _FUNCTION_NAMES.get(op, f"T.{op}")
-    return f"{fn}({', '.join(args)})"
 
 
 def _coords(axes, flat: str, plus: str = "") -> dict[str, str]:
@@ -255,8 +268,9 @@ class KernelRenderer:
             p = self._printer(self._elem())
             val = self.kernel.values[ins.dst]
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
-            line = f"{self._ref(ins.dst, self._elem())} = {call_text(ins.op, val.dtype, args)}"
-            vec = val.dtype != "bool"
+            line = f"{self._ref(ins.dst, self._elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
+            dtypes = [val.dtype] + [self.kernel.values[a].dtype if isinstance(a, str) else a.dtype for a in ins.args]
+            vec = vector_safe(ins.op, dtypes)
             self._emit(self._row_loop([line], vectorize=vec) if self._is_row(ins.dst) else [line])
         elif isinstance(ins, Reduce):
             self._reduce(ins)
@@ -361,9 +375,9 @@ class KernelRenderer:
         return self.d.kernel_body(s, self.allocs, self.segments)
 
     def _render_streaming(self) -> None:
-        """The row streams through `serial` steps, one sweep per reduction level (plan.py
-        splits the sweeps); accumulators carry across steps and combine after each sweep."""
-        before, passes = stream_passes(self.kernel)
+        """The row streams through `serial` steps, one sweep per reduction level (the planner
+        recorded the sweeps); accumulators carry across steps and combine after each sweep."""
+        before, passes = self.kernel.sweeps
         online = {r.shift: r for p in passes for r in p.reduces if r.shift is not None}
         for ins in before:
             self.render_instr(ins)

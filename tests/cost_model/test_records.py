@@ -8,8 +8,9 @@ import multiprocessing
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from intelligen_tvm.cost_model.records import Record, RecordDB
+from intelligen_tvm.cost_model.records import Record, RecordDB, load_records
 
 
 def _record(region: str = "r0", i: int = 0, times: tuple[float, ...] = (3.0, 1.0, 2.0)) -> Record:
@@ -91,3 +92,29 @@ def test_concurrent_appends_from_processes_land_intact(tmp_path: Path) -> None:
         mine = [r for r in records if r.region == f"w{w}"]
         assert [r.candidate["i"] for r in mine] == list(range(n))  # each writer's order is kept
         assert all(r.features["f3"] == 3.0 * r.candidate["i"] for r in mine)
+
+
+def test_load_records_is_never_silent(tmp_path: Path) -> None:
+    """What a compilation reads: missing is an error, damage and emptiness are warnings."""
+    missing = tmp_path / "missing.jsonl"
+    with pytest.raises(FileNotFoundError, match=f"records file not found: {missing}"):
+        load_records(missing)
+
+    path = tmp_path / "r.jsonl"
+    RecordDB(path).append([_record(i=0), _record(i=1)])
+    with open(path, "a") as f:
+        f.write("garbage\n{\"region\": 3}\n{\"trunc")
+    with pytest.warns(UserWarning, match=r"skipped 3 corrupt or truncated line\(s\)") as caught:
+        assert len(load_records(path)) == 2
+    assert len(caught) == 1
+
+    path.write_text("garbage\n")
+    with pytest.warns(UserWarning) as caught:
+        assert load_records(path) == []
+    assert [str(w.message) for w in caught] == [
+        f"{path}: skipped 1 corrupt or truncated line(s)",
+        f"records file {path} holds no valid record: compiling without measurements"]
+
+    path.write_text("")
+    with pytest.warns(UserWarning, match="is empty: compiling without measurements"):
+        assert load_records(path) == []

@@ -9,9 +9,10 @@ from tvm import relax
 from intelligen_tvm.dataflow_graph.fuse import build_kernel, fold_identities, unify_axes
 from intelligen_tvm.gir import expr as E
 from intelligen_tvm.gir.errors import Unsupported
+from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Identity, Load, Program, Reduce, Store
 from intelligen_tvm.gir_lowering.tir_reader import StageProgram
-from tests.helpers import chain_stages, eval_gir, eval_stage_program, suite_region
+from tests.helpers import chain_stages, eval_stage_program, suite_region
 
 op = relax.op
 RNG = np.random.default_rng(0)
@@ -21,7 +22,7 @@ def _kernel_numerics(sp: StageProgram, feed: dict[str, np.ndarray]) -> None:
     """The fused kernel (before any rewrite) computes what the stages compute."""
     kernel, _ = build_kernel(sp, "k")
     prog = Program("p", dict(sp.buffers), list(sp.inputs), list(sp.outputs), [kernel])
-    got = eval_gir(prog, feed)
+    got = interpret(prog, feed)
     want = eval_stage_program(sp, feed)
     for out in sp.outputs:
         np.testing.assert_allclose(got[out], want[out], rtol=1e-6, atol=1e-6)
@@ -85,7 +86,7 @@ def test_reshape_then_transpose_folds_into_one_load() -> None:
     _kernel_numerics(sp, {"x0": x})
     kernel, _ = build_kernel(sp, "k")
     prog = Program("p", dict(sp.buffers), list(sp.inputs), list(sp.outputs), [kernel])
-    np.testing.assert_array_equal(eval_gir(prog, {"x0": x})[sp.outputs[0]],
+    np.testing.assert_array_equal(interpret(prog, {"x0": x})[sp.outputs[0]],
                                   x.reshape(2, 2, 6, 7, 7).transpose(0, 2, 1, 3, 4))
 
 
@@ -99,7 +100,7 @@ def test_channel_shuffle_views_fold_to_a_single_stage() -> None:
     assert tuple(a.extent for a in space.outer) == (2, 12, 7, 7) and space.row == ()
     x = RNG.standard_normal((2, 12, 7, 7)).astype("float32")
     prog = Program("p", dict(sp.buffers), list(sp.inputs), list(sp.outputs), [kernel])
-    np.testing.assert_array_equal(eval_gir(prog, {"x0": x})[sp.outputs[0]],
+    np.testing.assert_array_equal(interpret(prog, {"x0": x})[sp.outputs[0]],
                                   x.reshape(2, 2, 6, 7, 7).transpose(0, 2, 1, 3, 4).reshape(2, 12, 7, 7))
 
 

@@ -9,17 +9,19 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import plan_kernel, stream_passes, with_strategy
+from intelligen_tvm.dataflow_graph.plan import plan_kernel, with_strategy
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.single_pass import online_softmax
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.hardware import HardwareModel
+from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Level, Load, Program, Reduce, Scope, Store, Sync
 from intelligen_tvm.gir.strategy import ParallelStrategy, PlanFamily
+from intelligen_tvm.gir.sweeps import stream_passes
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.region import program_dram_bytes
 from intelligen_tvm.targets import hardware_model
-from tests.helpers import chain_stages, eval_gir
+from tests.helpers import chain_stages
 
 op = relax.op
 HW = hardware_model("cuda")
@@ -77,6 +79,7 @@ def test_row_plan_unit_scope_for_1024_columns() -> None:
     assert scopes(k) == {Scope.UNIT}
     assert s.vector == 4 and s.chunks == 8 and s.per_lane == 32   # the row stays in registers
     assert s.rows_per_group == 4 and s.units == 4 and s.groups == 1024
+    assert k.sweeps is None   # held on chip: no sweeps to record
     assert s.serial == 1
 
 
@@ -115,7 +118,8 @@ def test_a_row_too_long_for_registers_streams_one_sweep_per_reduction_level() ->
     row_bytes = 4 * (1 << 17) * 4
     # the default streams softmax online: max and sum in one sweep, then the output sweep
     assert s.single_pass
-    before, passes = stream_passes(k)
+    assert k.sweeps == stream_passes(k)   # recorded by the planner, read by renderers and features
+    before, passes = k.sweeps
     assert [[r.op for r in p.reduces] for p in passes] == [["max", "sum"], []]
     assert "exp(%" in prog.text() and "online" in prog.text()
     assert program_dram_bytes(prog) == 2 * row_bytes + row_bytes
@@ -132,7 +136,7 @@ def test_a_row_too_long_for_registers_streams_one_sweep_per_reduction_level() ->
     want = np.exp(x - x.max(1, keepdims=True))
     want /= want.sum(1, keepdims=True)
     for p in (prog, unfused_prog):
-        np.testing.assert_allclose(eval_gir(p, {"x0": x})[sp.outputs[0]], want, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(interpret(p, {"x0": x})[sp.outputs[0]], want, rtol=1e-5, atol=1e-9)
 
 
 def test_online_softmax_needs_a_sum_of_exp_shifted_by_the_max() -> None:
@@ -200,7 +204,7 @@ def test_large_transpose_is_staged_through_a_padded_sram_tile() -> None:
     # staging adds no DRAM traffic: input read once, output written once
     assert program_dram_bytes(prog) == 2 * 32 * 31 * 33 * 32 * 4
     x = np.random.default_rng(0).standard_normal((32, 31, 33, 32)).astype("float32")
-    got = eval_gir(prog, {"x0": x})[sp.outputs[0]]
+    got = interpret(prog, {"x0": x})[sp.outputs[0]]
     np.testing.assert_array_equal(got, np.maximum(x.transpose(2, 0, 3, 1), 0))
 
 

@@ -13,9 +13,10 @@ from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.rewrites import (eliminate_dead_stores, eliminate_dead_values, forward_stores,
                                                     monotonic_rewrites)
 from intelligen_tvm.gir.errors import Unsupported
+from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Compute, Load, Program, Reduce, Store
-from intelligen_tvm.region import ideal_dram_bytes, lower_region, program_dram_bytes
-from tests.helpers import chain_stages, eval_gir, suite_region
+from intelligen_tvm.region import ideal_dram_bytes, lower_region, plan_region, program_dram_bytes
+from tests.helpers import chain_stages, suite_region
 
 op = relax.op
 CASES = [c.name for c in suite.SUITE]
@@ -108,7 +109,7 @@ def test_transpose_of_an_intermediate_is_forwarded_through_unified_axes() -> Non
     k = monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs)
     assert [ld.src.buffer for ld in _loads(k)] == ["x0"]
     x = np.random.default_rng(0).standard_normal((8, 16)).astype("float32")
-    np.testing.assert_array_equal(eval_gir(_program(sp, k), {"x0": x})[sp.outputs[0]], np.maximum(x, 0).T)
+    np.testing.assert_array_equal(interpret(_program(sp, k), {"x0": x})[sp.outputs[0]], np.maximum(x, 0).T)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +129,7 @@ def test_reading_an_intermediate_at_another_index_needs_a_second_kernel(fn) -> N
 @pytest.mark.parametrize("name", CASES)
 def test_planned_bytes_equal_ideal_and_numbers_are_unchanged(name: str) -> None:
     sp, feed, expected = suite_region(name)
-    lowered = lower_region(sp, "r", "llvm", emit=False)
+    lowered = plan_region(sp, "r", "llvm")
     assert lowered.dram_bytes_planned == lowered.dram_bytes_ideal
     assert lowered.dram_bytes_naive >= lowered.dram_bytes_planned
     assert lowered.dram_bytes_naive == program_dram_bytes(lowered.naive)
@@ -140,7 +141,7 @@ def test_planned_bytes_equal_ideal_and_numbers_are_unchanged(name: str) -> None:
         assert lowered.dram_bytes_ideal == in_bytes + out_bytes
     else:
         assert out_bytes < lowered.dram_bytes_ideal < in_bytes + out_bytes
-    got = eval_gir(lowered.optimized, feed)
+    got = interpret(lowered.optimized, feed)
     for out, ref in expected.items():
         np.testing.assert_allclose(got[out], ref, rtol=1e-5, atol=1e-5)
 

@@ -9,15 +9,16 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.plan import stream_passes
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.dataflow_graph.single_pass import shifted_variance, single_pass_statistics
 from intelligen_tvm.gir.errors import Unsupported
+from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Load, Program, Reduce
+from intelligen_tvm.gir.sweeps import stream_passes
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.region import lower_region
 from intelligen_tvm.targets import hardware_model
-from tests.helpers import chain_stages, eval_gir, run_prim_func
+from tests.helpers import chain_stages, run_prim_func
 
 op = relax.op
 HW = hardware_model("cuda")
@@ -82,7 +83,7 @@ def test_shifted_variance_puts_mean_and_variance_on_one_level(name: str) -> None
     program = Program("p", dict(sp.buffers), list(sp.inputs), list(sp.outputs), [shifted])
     verify(program, HW)
     feed = _feed(sp, 4, 96, mean=1000.0)
-    got = eval_gir(program, dict(zip(sp.inputs, feed)))[sp.outputs[0]]
+    got = interpret(program, dict(zip(sp.inputs, feed)))[sp.outputs[0]]
     np.testing.assert_allclose(got, _reference(name, feed), rtol=2e-3, atol=2e-3)
 
 
@@ -92,7 +93,7 @@ def test_streamed_layer_norm_of_a_large_mean_row_stays_accurate() -> None:
     sp, _ = _region("layer_norm", 2, 66000)
     lowered = lower_region(sp, "r", "llvm")
     s = lowered.kernel.strategy
-    assert s.serial > 1 and s.single_pass and len(stream_passes(lowered.kernel)[1]) == 2
+    assert s.serial > 1 and s.single_pass and len(lowered.kernel.sweeps.passes) == 2
     feed = _feed(sp, 2, 66000, mean=1000.0)
     (got,) = run_prim_func(lowered.prim_func, feed)
     np.testing.assert_allclose(got, _reference("layer_norm", feed), rtol=5e-3, atol=5e-3)

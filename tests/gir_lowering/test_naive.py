@@ -7,12 +7,13 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm import suite
+from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Compute, Load, Reduce, Store
 from intelligen_tvm.gir.verify import verify
 from intelligen_tvm.gir_lowering.naive import lower_naive
-from intelligen_tvm.region import lower_region, program_dram_bytes
+from intelligen_tvm.region import plan_region, program_dram_bytes
 from intelligen_tvm.targets import hardware_model
-from tests.helpers import eval_gir, read_single, suite_region
+from tests.helpers import read_single, suite_region
 
 M, N = 8, 16
 F = 4  # bytes per float32
@@ -48,7 +49,7 @@ def test_naive_bytes_of_softmax_are_every_stage_load_and_store() -> None:
         + row + vec + row    # norm: read exp and sum, write out
     )
     assert program_dram_bytes(prog) == expected == 6 * row + 4 * vec
-    assert lower_region(sp, "r", "llvm", emit=False).dram_bytes_naive == expected
+    assert plan_region(sp, "r", "llvm").dram_bytes_naive == expected
 
 
 def test_naive_bytes_of_the_suite_softmax_match_explain() -> None:
@@ -87,6 +88,6 @@ def test_select_branches_are_predicated_loads() -> None:
 def test_naive_program_computes_the_reference(name: str) -> None:
     """Interpreted with numpy, the naive GIR of every suite region matches onnx.reference."""
     sp, feed, expected = suite_region(name)
-    got = eval_gir(lower_naive(sp, "r"), feed)
+    got = interpret(lower_naive(sp, "r"), feed)
     for out, ref in expected.items():
         np.testing.assert_allclose(got[out], ref, rtol=1e-5, atol=1e-5)

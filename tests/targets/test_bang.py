@@ -152,6 +152,22 @@ def test_run_codegen_returns_the_bang_source() -> None:
     assert f'R.call_dps_packed("{symbol}"' in mod["main"].script()
 
 
+def test_codegen_compiles_the_plan_chosen_at_partition_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codegen receives the chosen plan's source with the function: it plans nothing again."""
+    partitioned = bang.partition_for_mlu(relax_module(lambda x: op.nn.softmax(x), [(4, 100)]))
+    (func,) = codegen_functions(partitioned).values()
+    assert str(func.attrs[bang.hook.SOURCE_ATTR]) == bang.emit_function(func).source
+
+    def no_replanning(*_args, **_kwargs):
+        raise AssertionError("the codegen planned the region again")
+
+    monkeypatch.setattr(bang.hook, "emit_function", no_replanning)
+    monkeypatch.setattr(bang.hook.RegionSelector, "select", no_replanning)
+    monkeypatch.setattr(bang.hook.RegionSelector, "try_lower", no_replanning)
+    (ext,) = relax.transform.RunCodegen()(partitioned).attrs["external_mods"]
+    assert ext.inspect_source() == str(func.attrs[bang.hook.SOURCE_ATTR])
+
+
 def test_report_names_regions_not_taken_with_reasons() -> None:
     model = suite.get_case("bias_gelu_erf").build(small=True)
     (region,) = bang.explain_mlu(intelligen_tvm.from_onnx(model))["regions"]

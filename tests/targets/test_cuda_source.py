@@ -1,7 +1,8 @@
 """CUDA builds of every suite case at full size (build only, no GPU needed): intelligen takes every
 region, and the generated CUDA source shows the plan — warp shuffles for row reductions, float4
 where 4-wide vectors were planned, shared memory for group-scope reductions and transpose tiles —
-and compiles with nvcc."""
+and compiles with nvcc; cases that launch few threads also run in the CPU emulation of CUDA
+(cuda_emulation.py) against onnx.reference."""
 
 from __future__ import annotations
 
@@ -11,28 +12,33 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tvm
 
 import intelligen_tvm
 from intelligen_tvm import suite
-from intelligen_tvm.testing import device_sources
-from tests.helpers import suite_model
+from tests.helpers import model_region, suite_model
+from tests.targets.cuda_emulation import (CudaBuild, check_outputs, compile_cuda, emulate, region_inputs,
+                                          shifted_inputs)
 
 CUDA = {"kind": "cuda", "arch": "sm_90"}
+EMULATED_THREADS = 1 << 16   # full-size cases launching at most this many threads are also emulated
 NAMES = [c.name for c in suite.SUITE]
 
 
 @functools.cache
-def cuda_build(name: str) -> tuple[dict, str]:
-    """(explain report, all generated CUDA source) of the full-size case, built once per session."""
+def cuda_compiled(name: str) -> tuple[dict, CudaBuild]:
+    """(explain report, CUDA source with its launches) of the full-size case, built once per session."""
     mod = intelligen_tvm.from_onnx(suite_model(name, small=False))
-    target = tvm.target.Target(CUDA)
-    report = intelligen_tvm.explain(mod, target)
-    executable = tvm.compile(mod, target=target, relax_pipeline="intelligen")
-    sources = device_sources(executable, "cuda")
-    assert len(sources) == 1, f"{len(sources)} cuda modules"
-    return report, sources[0]
+    report = intelligen_tvm.explain(mod, tvm.target.Target(CUDA))
+    return report, compile_cuda(mod)
+
+
+def cuda_build(name: str) -> tuple[dict, str]:
+    """(explain report, all generated CUDA source) of the full-size case."""
+    report, build = cuda_compiled(name)
+    return report, build.source
 
 
 def _kernels(source: str) -> dict[str, str]:
@@ -137,3 +143,12 @@ def test_source_compiles_with_nvcc(name: str, tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert cubin.stat().st_size > 0
+    report, build = cuda_compiled(name)
+    (host,) = build.hosts.values()
+    if sum(np.prod(ln.grid) * np.prod(ln.block) for ln in host.launches) <= EMULATED_THREADS:
+        model = suite_model(name, small=False)
+        inputs = shifted_inputs(suite.get_case(name), np.random.default_rng(0), False, "scaled")
+        sp, feed, expected = model_region(model, inputs, "cuda")
+        (got,) = emulate(build, host.name).run(region_inputs(host, sp, feed))
+        want = expected[sp.outputs[0]]
+        check_outputs([got], [want], 1e-4, 1e-4 * float(np.abs(want).max()), what=name)

@@ -14,7 +14,7 @@ from tvm import relax
 
 import intelligen_tvm
 from intelligen_tvm.gir.program import Compute, numel
-from intelligen_tvm.region import lower_region
+from intelligen_tvm.region import lower_region, plan_region
 from intelligen_tvm.targets.presets import AMD_GFX90A
 from intelligen_tvm.testing import amdgpu_kernel_metadata, device_modules, device_sources
 from tests.helpers import chain_stages, check_nvcc_compiles, relax_module, run_prim_func
@@ -83,7 +83,7 @@ def test_split_row_matches_numpy_on_the_cpu_lowering(name, fn, ref, shapes, dtyp
 
 def test_the_exact_case_really_has_no_tail() -> None:
     sp, _ = chain_stages(lambda x: op.sum(x, axis=[-1]), [(4, 1 << 16)])
-    s = lower_region(sp, "region0", "llvm", emit=False).kernel.strategy
+    s = plan_region(sp, "region0", "llvm").kernel.strategy
     assert s.splits * s.serial * s.chunks * s.threads_per_row * s.vector == 1 << 16
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -18,9 +19,23 @@ C_TYPES = {"float32": "float", "int64": "int64_t", "int32": "int32_t", "bool": "
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "floormod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=", "and": "&&", "or": "||"}
-_FLOAT_UNARY = {"exp": "expf({})", "log": "logf({})", "sqrt": "sqrtf({})", "rsqrt": "(1.0f / sqrtf({}))",
-                "erf": "erff({})", "tanh": "tanhf({})", "sigmoid": "(1.0f / (1.0f + expf(-{})))",
-                "abs": "fabsf({})", "floor": "floorf({})", "ceil": "ceilf({})"}
+_FLOAT_ONLY = {"exp": "expf({0})", "log": "logf({0})", "sqrt": "sqrtf({0})", "rsqrt": "(1.0f / sqrtf({0}))",
+               "erf": "erff({0})", "tanh": "tanhf({0})", "sigmoid": "(1.0f / (1.0f + expf(-{0})))",
+               "abs": "fabsf({0})", "floor": "floorf({0})", "ceil": "ceilf({0})", "pow": "powf({0}, {1})"}
+
+
+def _float_only(op: str, text: str) -> E.OpText:
+    def op_text(args: list[str], dtype: str) -> str:
+        if not dtype.startswith("float"):
+            raise Unsupported(f"no scalar C for {op} on {dtype}")
+        return text.format(*args)
+    return op_text
+
+
+def _min_max(op: str) -> E.OpText:
+    cmp = ">" if op == "max" else "<"
+    return lambda args, dtype: (f"f{op}f({args[0]}, {args[1]})" if dtype.startswith("float")
+                                else f"(({args[0]}) {cmp} ({args[1]}) ? ({args[0]}) : ({args[1]}))")
 
 
 def c_type(dtype: str) -> str:
@@ -47,44 +62,31 @@ def literal(c: E.Const) -> str:
 
 
 @dataclass
-class CPrinter:
+class CPrinter(E.Printer):
     """`axis_text` names region axes; `value_text` gives the element of a register value."""
 
     axis_text: dict[str, str]
     value_text: Callable[[str], str]
 
-    def __call__(self, e: E.Expr) -> str:
-        if isinstance(e, E.Var):
-            return self.axis_text[e.name]
-        if isinstance(e, E.Const):
-            return literal(e)
-        if isinstance(e, E.ValueRef):
-            return self.value_text(e.value)
-        if isinstance(e, E.Load):
-            raise Unsupported(f"an index reads DRAM buffer {e.buffer} directly")
-        assert isinstance(e, E.Call)
-        return self.call(e.op, e.dtype, [self(a) for a in e.args])
+    code_for_op: ClassVar = {
+        **{op: E.infix(sym) for op, sym in _INFIX.items()},
+        "select": E.template("({0} ? {1} : {2})"), "cast": lambda args, dtype: f"(({c_type(dtype)})({args[0]}))",
+        "neg": E.template("(-{0})"), "not": E.template("(!{0})"), "max": _min_max("max"), "min": _min_max("min"),
+        **{op: _float_only(op, text) for op, text in _FLOAT_ONLY.items()},
+    }
 
-    @staticmethod
-    def call(op: str, dtype: str, args: list[str]) -> str:
-        is_float = dtype.startswith("float")
-        if op in _INFIX:
-            return f"({args[0]} {_INFIX[op]} {args[1]})"
-        if op == "select":
-            return f"({args[0]} ? {args[1]} : {args[2]})"
-        if op == "cast":
-            return f"(({c_type(dtype)})({args[0]}))"
-        if op == "neg":
-            return f"(-{args[0]})"
-        if op == "not":
-            return f"(!{args[0]})"
-        if op in ("max", "min"):
-            if is_float:
-                return f"f{op}f({args[0]}, {args[1]})"
-            cmp = ">" if op == "max" else "<"
-            return f"(({args[0]}) {cmp} ({args[1]}) ? ({args[0]}) : ({args[1]}))"
-        if op == "pow" and is_float:
-            return f"powf({args[0]}, {args[1]})"
-        if op in _FLOAT_UNARY and is_float:
-            return _FLOAT_UNARY[op].format(args[0])
+    @classmethod
+    def unknown_op(cls, op: str, dtype: str, args: list[str]) -> str:
         raise Unsupported(f"no scalar C for {op} on {dtype}")
+
+    def var(self, e: E.Var) -> str:
+        return self.axis_text[e.name]
+
+    def const(self, e: E.Const) -> str:
+        return literal(e)
+
+    def value(self, e: E.ValueRef) -> str:
+        return self.value_text(e.value)
+
+    def load(self, e: E.Load) -> str:
+        raise Unsupported(f"an index reads DRAM buffer {e.buffer} directly")

@@ -4,11 +4,12 @@
 merges need an NRAM row layout); a final region is taken when the BANG renderer can emit all
 of it and some tile fits NRAM, else it stays whole with TVM, with the reason.
 Each taken region becomes a Relax function with the `Codegen` attribute, its `global_symbol`,
-and the PrimFuncs its calls use (attribute `intelligen_mlu.prim_funcs`), so that the codegen
-can rebuild the region's dataflow graph from the function alone.
-`relax.transform.RunCodegen()` then calls `relax.ext.intelligen_mlu`, which emits BANG C per
-function and compiles it with `cncc` when that is on PATH, else returns the source in a
-runtime module (`inspect_source()` shows it).  Regions not taken stay with TVM.
+the BANG C of the plan chosen for it (attribute `intelligen_mlu.source`) and the PrimFuncs its
+calls use (attribute `intelligen_mlu.prim_funcs`, so that `emit_function` can plan the region
+again from the function alone).
+`relax.transform.RunCodegen()` then calls `relax.ext.intelligen_mlu`, which compiles each
+function's source with `cncc` when that is on PATH, else returns the source in a runtime
+module (`inspect_source()` shows it).  Regions not taken stay with TVM.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import tvm_ffi
 from tvm import relax
 
 from ...region import Chooser
-from ...relax_integration import Region, RegionSelector, _outside_uses, _prepare, apply_regions
+from ...relax_integration import Region, RegionSelector, apply_regions, prepare
 from .plan import TARGET_KIND, Emitted, choose_mlu, emit, trial_mlu
 
 CODEGEN = "intelligen_mlu"
 PRIM_FUNCS_ATTR = "intelligen_mlu.prim_funcs"
+SOURCE_ATTR = "intelligen_mlu.source"   # the BANG C of the plan chosen at partition time
 CNCC_ARCH = "mtp_592"   # MLU590
 
 
@@ -51,7 +53,9 @@ def _region_function(bb: relax.BlockBuilder, symbol: str, region: Region, args: 
     ret_ty = ret.ty if len(results) == 1 else relax.TupleType([r.ty for r in results])
     kernels = {c.func_name: mod[c.func_name] for c in region.calls}
     func = relax.Function(params, relax.SeqExpr([relax.DataflowBlock(bindings)], ret), ret_ty, True)
-    return func.with_attrs({"Codegen": CODEGEN, "global_symbol": symbol, PRIM_FUNCS_ATTR: kernels})
+    source = emit(region.lowered.optimized, symbol).source
+    return func.with_attrs({"Codegen": CODEGEN, "global_symbol": symbol, PRIM_FUNCS_ATTR: kernels,
+                            SOURCE_ATTR: source})
 
 
 def _call_codegen_function(bb: relax.BlockBuilder, name: str, region: Region, args: list, out_vars: list):
@@ -60,7 +64,7 @@ def _call_codegen_function(bb: relax.BlockBuilder, name: str, region: Region, ar
 
 
 def _partition(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[dict]]:
-    mod, reports = apply_regions(_prepare(mod), TARGET_KIND, choose_mlu, _call_codegen_function, trial_mlu)
+    mod, reports = apply_regions(prepare(mod), TARGET_KIND, choose_mlu, _call_codegen_function, trial_mlu)
     for r in reports:
         if r["handled_by"] == "intelligen":
             r["handled_by"] = CODEGEN
@@ -79,19 +83,16 @@ def explain_mlu(mod: tvm.IRModule) -> dict:
 
 
 def emit_function(func: relax.Function, choose: Chooser = choose_mlu) -> Emitted:
-    """BANG C of an annotated region function, rebuilt from its own call_tir bindings;
-    `choose` picks among the MLU candidates (by default the cost model's first)."""
+    """BANG C of an annotated region function planned again with `choose` (its call_tir
+    bindings are the region: no selection runs), e.g. to emit every MLU candidate.  The
+    codegen itself compiles the source chosen at partition time (`SOURCE_ATTR`)."""
     symbol = str(func.attrs["global_symbol"])
     kernels = func.attrs[PRIM_FUNCS_ATTR]
     main = relax.Function(func.params, func.body, func.ret_ty, True)
-    block = main.body.blocks[0]
-    gvars = {b.value.args[0].name_hint: b.value.args[0] for b in block.bindings}
+    gvars = {b.value.args[0].name_hint: b.value.args[0] for b in main.body.blocks[0].bindings}
     mod = tvm.IRModule({**{gvars[n]: kernels[n] for n in gvars}, tvm.ir.GlobalVar("main"): main})
-    selector = RegionSelector(list(block.bindings), mod, _outside_uses(main, 0), TARGET_KIND, trial_mlu)
-    regions = selector.select()
-    if len(regions) != 1 or len(regions[0].calls) != len(block.bindings):
-        raise ValueError(f"{symbol}: the function is not one MLU region ({[r.ops for r in regions]})")
-    lowered = selector.try_lower(regions[0].calls, symbol, choose)
+    selector = RegionSelector.for_block(mod, main, 0, TARGET_KIND, trial_mlu)
+    lowered = selector.try_lower([selector.sites[i] for i in sorted(selector.sites)], symbol, choose)
     order = [selector.names.expr(n).__hash__() for n in lowered.stage_program.inputs]
     if order != [p.__hash__() for p in func.params]:
         raise ValueError(f"{symbol}: kernel inputs are not in parameter order")
@@ -116,4 +117,4 @@ def compile_source(source: str, symbol: str) -> tvm.runtime.Module:
 def _codegen(funcs, options, constant_names) -> list:
     """Called by RunCodegen with every function annotated `Codegen: intelligen_mlu`."""
     del options, constant_names   # parameters carry every input, constants included
-    return [compile_source(emit_function(f).source, str(f.attrs["global_symbol"])) for f in funcs]
+    return [compile_source(str(f.attrs[SOURCE_ATTR]), str(f.attrs["global_symbol"])) for f in funcs]

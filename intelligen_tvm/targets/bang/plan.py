@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...cost_model.ranking import rank
 from ...dataflow_graph.plan import with_strategy
 from ...gir.errors import Unsupported, VerifyError
 from ...gir.hardware import HardwareModel
@@ -113,6 +114,4 @@ def candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Kernel
 
 def choose_mlu(kernel: Kernel, shell: Program, hw: HardwareModel, model=None) -> Kernel:
     """The candidate the cost model ranks first (a `Chooser` for region selection)."""
-    from ...tuning import rank
-
     return rank(candidates(kernel, shell, hw), shell, hw, model)[0][0]
