@@ -6,30 +6,109 @@ a call joins a producer's region when the merged region still lowers to ONE kern
 FuseOps, several reductions in a chain (softmax, decomposed LayerNorm) become one region.
 Each taken region is replaced by one call to the kernel we emit; everything else goes
 through TVM's default pipeline (FuseOps, FuseTIR, DLight on GPUs).
+
+A region we cannot take falls back for one of two reasons.  `Unsupported` is by design
+(an op without a GIR lowering, a compute-bound op).  Any other exception while lowering is
+an internal error, a bug of ours: the region still falls back (a bug must never break the
+user's build), but it is reported as such, with the exception and where it was raised,
+and warned about as `IntelliGenInternalError` (raised instead with INTELLIGEN_STRICT=1;
+the test suite turns the warning into an error).  Trial merges of region selection that
+hit an internal error are recorded in the report of the region the call ended up in.
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import traceback
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import tvm
 from tvm import relax
 
 from . import targets
+from .gir import expr as E
 from .gir.errors import Unsupported
 from .gir.program import numel
 from .gir.symbolic import is_symbolic
-from .gir_lowering.tir_reader import StageProgram, concat_programs, read_prim_func
+from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
 from .region import Chooser, LoweredRegion, default_choice, plan_region, render_region, shipped_choice
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
 # compute-bound (matmul, conv): those stay with TVM.
 MAX_ITERATIONS_PER_ELEMENT = 8
+
+
+STRICT_ENV = "INTELLIGEN_STRICT"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class IntelliGenInternalError(UserWarning):
+    """A bug of ours while lowering a region: the region fell back to TVM (see the report)."""
+
+
+@dataclass(frozen=True)
+class InternalError:
+    """An exception other than `Unsupported` raised while lowering `ops`."""
+
+    ops: tuple[str, ...]
+    during: str                 # "trial merge" (of region selection), "planning" or "rendering"
+    type: str
+    message: str
+    where: str                  # innermost frame inside intelligen_tvm: path:line (function)
+    exception: BaseException = field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, err: BaseException, ops: list[str], during: str) -> "InternalError":
+        frames = traceback.extract_tb(err.__traceback__)
+        ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(_PACKAGE_DIR)]
+        frame = (ours or frames)[-1] if frames else None
+        where = "?" if frame is None else \
+            f"{_relative(frame.filename)}:{frame.lineno} ({frame.name})"
+        return cls(tuple(ops), during, type(err).__name__, str(err).strip(), where, err)
+
+    def as_dict(self) -> dict:
+        return {"ops": list(self.ops), "during": self.during, "type": self.type,
+                "message": self.message, "where": self.where}
+
+    def text(self) -> str:
+        first_line = self.message.splitlines()[0] if self.message else ""
+        return f"{self.type}: {first_line} (during {self.during} of {'+'.join(self.ops)}, at {self.where})"
+
+
+def _relative(filename: str) -> str:
+    path = Path(filename).resolve()
+    root = _PACKAGE_DIR.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else filename
+
+
+class LoweringBug(Exception):
+    """Raised by `RegionSelector.try_lower` for an internal error (carries its record)."""
+
+    def __init__(self, record: InternalError):
+        super().__init__(record.text())
+        self.record = record
+
+
+def strict() -> bool:
+    return os.environ.get(STRICT_ENV, "") not in ("", "0")
+
+
+def warn_internal_errors(name: str, ops: list[str], errors: list[InternalError], fell_back: bool) -> None:
+    """Warn (or raise, with INTELLIGEN_STRICT=1) about the internal errors of one region."""
+    if not errors:
+        return
+    outcome = "fell back to TVM" if fell_back else "was taken smaller than it should be"
+    text = (f"intelligen internal error in {name} ({'+'.join(ops)}), which {outcome}: "
+            + "; ".join(e.text() for e in errors))
+    if strict():
+        raise IntelliGenInternalError(text) from errors[0].exception
+    warnings.warn(text, IntelliGenInternalError, stacklevel=2)
 
 
 @dataclass
@@ -47,6 +126,16 @@ class Region:
     lowered: LoweredRegion | None = None
     reason: str = ""
     outputs: list = field(default_factory=list)
+    failure: InternalError | None = None          # why it fell back, when that is a bug of ours
+    trial_errors: list[InternalError] = field(default_factory=list)   # failed merges into it
+
+    @property
+    def internal_errors(self) -> list[InternalError]:
+        return self.trial_errors + ([self.failure] if self.failure else [])
+
+    def fail(self, err: Unsupported | LoweringBug) -> None:
+        self.lowered, self.reason = None, str(err)
+        self.failure = err.record if isinstance(err, LoweringBug) else None
 
     @property
     def ops(self) -> list[str]:
@@ -67,12 +156,41 @@ def _call_site(index: int, binding, mod: tvm.IRModule) -> CallSite | None:
 
 
 def compute_bound_reason(stages: StageProgram) -> str | None:
+    """Why a region is compute-bound and stays with TVM (None if it is not)."""
+    for st in stages.stages:
+        if is_contraction(st):
+            return "a contraction (matmul/conv): compute-bound; left to TVM"
     biggest = max(numel(b.shape) for b in stages.buffers.values())
     for st in stages.stages:
         domain = numel([e for _, e in (*st.spatial, *st.reduce)])
         if domain > MAX_ITERATIONS_PER_ELEMENT * biggest:
-            return "compute-intensive (matmul/conv-like); left to TVM"
+            return "compute-intensive (iterates many times per element); left to TVM"
     return None
+
+
+def is_contraction(stage: Stage) -> bool:
+    """A sum of a product of two different tensors that both vary along the reduced axes:
+    matmul, batch matmul and every convolution (1x1, depthwise, grouped), whatever the
+    extents.  A sum of squares (one tensor twice) or a scaled sum (the factor is constant
+    along the row) is not one."""
+    if stage.reducer != "sum" or not stage.reduce:
+        return False
+    reduced = {name for name, _ in stage.reduce}
+    tensors = set()
+    for factor in _factors(stage.value):
+        varying = frozenset(ld.buffer for ld in E.loads(factor) if E.free_vars(ld) & reduced)
+        if varying:
+            tensors.add(varying)
+    return len(tensors) >= 2
+
+
+def _factors(value: E.Expr) -> list[E.Expr]:
+    """The factors of a product, through casts (mixed-precision matmuls cast each operand)."""
+    if isinstance(value, E.Call) and value.op == "cast":
+        return _factors(value.args[0])
+    if isinstance(value, E.Call) and value.op == "mul":
+        return [f for a in value.args for f in _factors(a)]
+    return [value]
 
 
 class _Names:
@@ -113,7 +231,7 @@ class RegionSelector:
                 if used in self.var_index:
                     self.users.setdefault(self.var_index[used], set()).add(i)
         self.outside_uses = outside_uses   # hashes of vars used after the block
-        self._plans: dict[tuple, LoweredRegion | Unsupported] = {}
+        self._plans: dict[tuple, LoweredRegion | Unsupported | LoweringBug] = {}
 
     @classmethod
     def for_block(cls, mod: tvm.IRModule, func: relax.Function, block_index: int, target,
@@ -145,33 +263,34 @@ class RegionSelector:
         return concat_programs(parts, inputs, outputs)
 
     def plan(self, calls: list[CallSite], choose: Chooser | None = None) -> LoweredRegion:
-        """The call set planned as one region, nothing rendered.  A call set's stages (and
-        so its plan) never change within a block, so trial merges and the final lowering
-        share one plan per call set and chooser."""
+        """The call set planned as one region, nothing rendered; raises `Unsupported` (by
+        design) or `LoweringBug` (ours).  A call set's stages (and so its plan) never change
+        within a block, so trial merges and the final lowering share one plan per call set
+        and chooser."""
         key = (tuple(c.index for c in calls), choose or self.trial_choose)
         if key not in self._plans:
             try:
                 self._plans[key] = self._plan(calls, key[1])
-            except Unsupported as err:
+            except (Unsupported, LoweringBug) as err:
                 self._plans[key] = err
         found = self._plans[key]
-        if isinstance(found, Unsupported):
+        if isinstance(found, (Unsupported, LoweringBug)):
             raise found
         return found
 
     def _plan(self, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
-        if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
-            raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
         try:
             stages = self._stages(calls)
             reason = compute_bound_reason(stages)
             if reason:
                 raise Unsupported(reason)
+            if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
+                raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
             return plan_region(stages, "region", self.target, choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
-            raise Unsupported(f"lowering failed ({type(err).__name__}: {err})") from err
+            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "planning")) from err
 
     def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
         """The region planned (see `plan`) and rendered once, under its final name."""
@@ -181,7 +300,7 @@ class RegionSelector:
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build
-            raise Unsupported(f"lowering failed ({type(err).__name__}: {err})") from err
+            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "rendering")) from err
 
     def _is_convex(self, group: set[int]) -> bool:
         """No path leaves the group and comes back (that would need the group to run twice)."""
@@ -195,9 +314,12 @@ class RegionSelector:
                 tainted.add(i)
         return True
 
-    def _merge_into_producers(self, producers: list[Region], site: CallSite, owner: dict) -> bool:
+    def _merge_into_producers(self, producers: list[Region], site: CallSite, owner: dict,
+                              errors: list[InternalError]) -> bool:
         """Join all producer regions and the call into one region if that still lowers;
-        otherwise join the latest producer region that accepts it."""
+        otherwise join the latest producer region that accepts it.  Merges that fail with
+        an internal error are appended to `errors` (and recorded on the region taking the
+        call)."""
         options = [producers] if len(producers) > 1 else []
         options += [[r] for r in sorted(producers, key=lambda r: -r.calls[-1].index)]
         for chosen in options:
@@ -208,10 +330,15 @@ class RegionSelector:
                 lowered = self.plan(calls + [site])
             except Unsupported:
                 continue
+            except LoweringBug as bug:
+                errors.append(replace(bug.record, during="trial merge"))
+                continue
             keep, rest = chosen[0], chosen[1:]
             keep.calls, keep.lowered, keep.reason = calls + [site], lowered, ""
             for r in rest:
-                r.calls = []
+                keep.trial_errors += r.trial_errors
+                r.calls, r.trial_errors = [], []
+            keep.trial_errors += errors
             for c in keep.calls:
                 owner[c.index] = keep
             return True
@@ -227,14 +354,14 @@ class RegionSelector:
                 j = self.var_index.get(v)
                 if j in owner and owner[j] not in producers:
                     producers.append(owner[j])
-            merged = self._merge_into_producers(producers, site, owner)
-            if merged:
+            errors: list[InternalError] = []
+            if self._merge_into_producers(producers, site, owner, errors):
                 continue
-            region = Region([site])
+            region = Region([site], trial_errors=errors)
             try:
                 region.lowered = self.plan([site])
-            except Unsupported as err:
-                region.reason = str(err)
+            except (Unsupported, LoweringBug) as err:
+                region.fail(err)
             regions.append(region)
             owner[i] = region
         return [r for r in regions if r.calls]
@@ -268,8 +395,8 @@ def _final_lower(selector: RegionSelector, region: Region, name: str, choose: Ch
     """Render the region under its name, planned with the final chooser."""
     try:
         region.lowered = selector.try_lower(region.calls, name, choose)
-    except Unsupported as err:
-        region.lowered, region.reason = None, str(err)
+    except (Unsupported, LoweringBug) as err:
+        region.fail(err)
 
 
 # Builds the call that replaces a taken region: (builder, name, region, input exprs, output vars) -> call.
@@ -297,6 +424,7 @@ def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: 
         if region.lowered is not None:
             _final_lower(selector, region, name, choose)
         reports.append(region_report(name, region))
+        warn_internal_errors(name, region.ops, region.internal_errors, region.lowered is None)
         if region.lowered is None:
             continue
         stages = region.lowered.stage_program
@@ -341,14 +469,21 @@ def _topological(bindings: list) -> list:
 
 
 def region_report(name: str, region: Region) -> dict:
+    """`fallback` says why a region was not taken: "unsupported" (by design, see `reason`)
+    or "internal_error" (a bug of ours); `internal_errors` lists every internal error met
+    on the region, failed trial merges of a taken region included."""
+    errors = [e.as_dict() for e in region.internal_errors]
     if region.lowered is None:
         return {"name": name, "ops": region.ops, "handled_by": "fallback", "reason": region.reason,
+                "fallback": "internal_error" if region.failure else "unsupported",
+                "internal_errors": errors,
                 "dram_bytes_ideal": None, "dram_bytes_naive": None, "dram_bytes_planned": None,
                 "kernels": len(region.calls), "strategy": None, "fingerprint": None}
     lw = region.lowered
     counts = {"ideal": lw.dram_bytes_ideal, "naive": lw.dram_bytes_naive, "planned": lw.dram_bytes_planned}
     report = {
-        "name": name, "ops": region.ops, "handled_by": "intelligen",
+        "name": name, "ops": region.ops, "handled_by": "intelligen", "fallback": None,
+        "internal_errors": errors,
         **{f"dram_bytes_{k}": int(v) for k, v in counts.items()}, "kernels": len(lw.optimized.kernels),
         "strategy": {k: int(v) if is_symbolic(v) else v for k, v in lw.kernel.strategy.describe().items()},
         "fingerprint": lw.fingerprint,
@@ -452,7 +587,14 @@ def intelligen_regions_pass(target: tvm.target.Target, choose: Chooser = shipped
                             hints: Mapping[str, int] | None = None) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="IntelliGenRegions")
     def _pass(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        return apply_regions(mod, target, choose, hints=hints)[0]
+        try:
+            return apply_regions(mod, target, choose, hints=hints)[0]
+        except IntelliGenInternalError:
+            raise   # raised by strict mode, or by a warnings filter that makes it an error
+        except Exception as err:  # a bug outside any one region: the whole module goes to TVM
+            record = InternalError.of(err, [], "region rewrite")
+            warn_internal_errors("region rewriting", ["the whole module"], [record], fell_back=True)
+            return mod
 
     return _pass
 

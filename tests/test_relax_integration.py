@@ -4,6 +4,7 @@ numerics against onnx.reference, the explain() report, and fallbacks that never 
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import onnx
@@ -13,8 +14,8 @@ from onnx import TensorProto, helper
 from tvm import relax
 
 import intelligen_tvm
-from intelligen_tvm import suite
-from intelligen_tvm.relax_integration import apply_regions, prepare
+from intelligen_tvm import relax_integration, suite
+from intelligen_tvm.relax_integration import IntelliGenInternalError, apply_regions, prepare
 from intelligen_tvm.testing import (
     assert_close, build, reference_outputs, run, tolerances,
 )
@@ -265,3 +266,191 @@ def test_gather_with_negative_ids() -> None:
 def test_scalar_graph_input() -> None:
     model = _onnx([helper.make_node("Add", ["x", "x"], ["out"])], [("x", [])], ["out"])
     _compile_and_check(model, True, inputs=[np.array(1.5, dtype=np.float32)])
+
+
+# ---- internal errors: a bug of ours falls back, is reported and warned, and fails tests --------
+
+def _relu_exp() -> onnx.ModelProto:
+    return _onnx([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Exp", ["r"], ["out"])],
+                 [("x", [8, 16])], ["out"])
+
+
+def _failing(monkeypatch, step: str, when=lambda stages: True) -> None:
+    """`plan_region` or `render_region` raises ZeroDivisionError (a stand-in for a bug of ours)."""
+    real = getattr(relax_integration, step)
+
+    def failing(first, *args, **kwargs):
+        if step == "render_region" or when(first):
+            raise ZeroDivisionError("injected bug")
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(relax_integration, step, failing)
+
+
+def test_internal_error_falls_back_with_a_report_and_a_warning(monkeypatch) -> None:
+    _failing(monkeypatch, "render_region")   # every final lowering fails
+    model = _relu_exp()
+    with pytest.warns(IntelliGenInternalError, match=r"relu\+tir_exp.*ZeroDivisionError: injected bug"):
+        (region,) = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
+    assert region["handled_by"] == "fallback" and region["fallback"] == "internal_error"
+    (error,) = region["internal_errors"]
+    assert error["type"] == "ZeroDivisionError" and error["message"] == "injected bug"
+    assert error["ops"] == ["relu", "tir_exp"] and error["during"] == "rendering"
+    assert error["where"].startswith("intelligen_tvm/relax_integration.py:")
+    # the user's build still works (TVM's kernels), and warns
+    x = np.random.default_rng(0).standard_normal((8, 16)).astype("float32")
+    with pytest.warns(IntelliGenInternalError):
+        _compile_and_check(model, True, inputs=[x])
+
+
+def test_strict_mode_raises_internal_errors(monkeypatch) -> None:
+    _failing(monkeypatch, "render_region")
+    monkeypatch.setenv(relax_integration.STRICT_ENV, "1")
+    with pytest.raises(IntelliGenInternalError, match="injected bug") as info:
+        intelligen_tvm.explain(intelligen_tvm.from_onnx(_relu_exp()), LLVM)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    # TVM's pass infrastructure re-raises what a Python pass raised as a RuntimeError
+    with pytest.raises(RuntimeError, match="intelligen internal error .*injected bug"):
+        tvm.compile(intelligen_tvm.from_onnx(_relu_exp()), target=tvm.target.Target(LLVM),
+                    relax_pipeline="intelligen")
+
+
+def test_failed_trial_merge_is_recorded_on_the_region(monkeypatch) -> None:
+    """A merge that fails with an internal error leaves smaller regions, and says so."""
+    _failing(monkeypatch, "plan_region", lambda stages: len(stages.stages) > 1)
+    with pytest.warns(IntelliGenInternalError, match="taken smaller than it should be"):
+        regions = intelligen_tvm.explain(intelligen_tvm.from_onnx(_relu_exp()), LLVM)["regions"]
+    assert [r["ops"] for r in regions] == [["relu"], ["tir_exp"]]
+    assert all(r["handled_by"] == "intelligen" and r["fallback"] is None for r in regions)
+    assert regions[0]["internal_errors"] == []
+    (error,) = regions[1]["internal_errors"]
+    assert error["during"] == "trial merge" and error["ops"] == ["relu", "tir_exp"]
+
+
+def test_a_bug_outside_any_region_leaves_the_whole_module_to_tvm(monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise KeyError("injected")
+
+    monkeypatch.setattr(relax_integration, "_rewrite_block", broken)
+    x = np.random.default_rng(0).standard_normal((8, 16)).astype("float32")
+    with pytest.warns(IntelliGenInternalError, match="KeyError"):
+        _compile_and_check(_relu_exp(), True, inputs=[x])
+
+
+def test_unsupported_is_no_internal_error() -> None:
+    # pytest.ini turns IntelliGenInternalError into an error: this also checks none is warned
+    report = intelligen_tvm.explain(intelligen_tvm.from_onnx(_model_with("argmax")), LLVM)
+    (region,) = [r for r in report["regions"] if r["ops"] == ["argmax"]]
+    assert region["fallback"] == "unsupported" and region["internal_errors"] == []
+    assert all(r["internal_errors"] == [] for r in report["regions"])
+
+
+def test_the_test_suite_turns_internal_errors_into_failures() -> None:
+    with pytest.raises(IntelliGenInternalError):
+        warnings.warn("a bug of ours", IntelliGenInternalError)
+
+
+# ---- internal errors once found on real models, each a whole region lost ---------------------
+
+def _i64(name: str, values: list[int]) -> onnx.TensorProto:
+    return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+
+def _rotate_half() -> onnx.ModelProto:
+    """Llama's rotary embedding: x * cos + rotate_half(x) * sin, rotate_half = concat(-x2, x1)."""
+    return _onnx([helper.make_node("Slice", ["x", "s0", "e0", "ax"], ["x1"]),
+                  helper.make_node("Slice", ["x", "s1", "e1", "ax"], ["x2"]),
+                  helper.make_node("Neg", ["x2"], ["nx2"]),
+                  helper.make_node("Concat", ["nx2", "x1"], ["rh"], axis=-1),
+                  helper.make_node("Mul", ["x", "cos"], ["a"]),
+                  helper.make_node("Mul", ["rh", "sin"], ["b"]),
+                  helper.make_node("Add", ["a", "b"], ["out"])],
+                 [("x", [2, 4, 8, 16]), ("cos", [8, 16]), ("sin", [8, 16])], ["out"],
+                 [_i64("s0", [0]), _i64("e0", [8]), _i64("s1", [8]), _i64("e1", [16]), _i64("ax", [-1])])
+
+
+REGRESSIONS = {
+    # concat's bound `8 <= ax1` was read as int64 against int32 axes
+    "concat": (_onnx([helper.make_node("Concat", ["a", "b"], ["c"], axis=1),
+                      helper.make_node("Exp", ["c"], ["out"])],
+                     [("a", [4, 8]), ("b", [4, 16])], ["out"]), ["concatenate"]),
+    # ONNX Min/Max stack their inputs, loaded under a guard on the stacked axis
+    "max": (_onnx([helper.make_node("Max", ["a", "b"], ["out"])], [("a", [4, 8]), ("b", [4, 8])], ["out"]),
+            ["stack", "max"]),
+    "min3_broadcast": (_onnx([helper.make_node("Min", ["a", "b", "c"], ["out"])],
+                             [("a", [4, 8]), ("b", [4, 8]), ("c", [1, 8])], ["out"]),
+                       ["stack", "min"]),
+    # the guard of a branch load referred to the forwarded (then dropped) condition buffer
+    "where_computed_condition": (_onnx([helper.make_node("Greater", ["a", "b"], ["cond"]),
+                                        helper.make_node("Where", ["cond", "a", "c"], ["out"])],
+                                       [("a", [4, 8]), ("b", [4, 8]), ("c", [1, 8])], ["out"]),
+                                 ["greater", "where"]),
+    # a slice from 0 was unified with the whole dim it reads a prefix of
+    "rotate_half": (_rotate_half(), ["strided_slice1", "concatenate", "multiply", "multiply", "add"]),
+}
+
+
+@pytest.mark.parametrize("name", REGRESSIONS)
+def test_regression_region_is_taken_and_matches(name: str) -> None:
+    model, ops = REGRESSIONS[name]
+    regions = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
+    assert all(r["handled_by"] == "intelligen" for r in regions), regions
+    # the ops that used to fall back are together in one region
+    assert any(r["ops"][i:i + len(ops)] == ops for r in regions for i in range(len(r["ops"]))), \
+        [r["ops"] for r in regions]
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype("float32")
+              for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    _compile_and_check(model, True, inputs=inputs)
+
+
+# ---- compute-bound ops stay with TVM, whatever their shapes ------------------------------------
+
+def _conv(x_shape, w_shape, **attrs) -> onnx.NodeProto:
+    return helper.make_node("Conv", ["x", "w"], ["out"], kernel_shape=list(w_shape[2:]), **attrs)
+
+
+CONTRACTIONS = {
+    # MobileNetV3 / EfficientNet: a stride-2 depthwise conv iterates ~2x per element
+    "depthwise_stride2": ([_conv(None, [32, 1, 3, 3], group=32, strides=[2, 2], pads=[1, 1, 1, 1])],
+                          [("x", [1, 32, 28, 28])], [_weights("w", [32, 1, 3, 3])]),
+    "depthwise_5x5": ([_conv(None, [16, 1, 5, 5], group=16, pads=[2, 2, 2, 2])],
+                      [("x", [1, 16, 14, 14])], [_weights("w", [16, 1, 5, 5])]),
+    # squeeze-and-excite: 1x1 convs on a [1, C, 1, 1] tensor, the weight is the largest tensor
+    "conv1x1_squeeze_excite": ([_conv(None, [8, 32, 1, 1])], [("x", [1, 32, 1, 1])], [_weights("w", [8, 32, 1, 1])]),
+    "conv1x1": ([_conv(None, [24, 4, 1, 1])], [("x", [2, 4, 16, 16])], [_weights("w", [24, 4, 1, 1])]),
+    "grouped": ([_conv(None, [16, 4, 3, 3], group=4, pads=[1, 1, 1, 1])],
+                [("x", [1, 16, 8, 8])], [_weights("w", [16, 4, 3, 3])]),
+    "conv_bias_relu": ([helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                        helper.make_node("Relu", ["c"], ["out"])],
+                       [("x", [1, 4, 8, 8])], [_weights("w", [8, 4, 3, 3]), _weights("b", [8])]),
+    "matmul_vector": ([helper.make_node("MatMul", ["x", "w"], ["out"])], [("x", [1, 64])], [_weights("w", [64, 4])]),
+    "batch_matmul": ([helper.make_node("MatMul", ["x", "y"], ["out"])], [("x", [4, 16, 8]), ("y", [4, 8, 4])], []),
+}
+
+
+@pytest.mark.parametrize("name", CONTRACTIONS)
+def test_contractions_are_never_taken(name: str) -> None:
+    nodes, inputs, inits = CONTRACTIONS[name]
+    model = _onnx(nodes, inputs, ["out"], inits)
+    regions = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
+    contraction = [r for r in regions if {"conv2d", "matmul"} & set(r["ops"])]
+    assert contraction, regions
+    for region in contraction:
+        assert region["ops"] in (["conv2d"], ["matmul"]), region["ops"]
+        assert region["handled_by"] == "fallback" and region["fallback"] == "unsupported"
+        assert "contraction" in region["reason"]
+    rng = np.random.default_rng(0)
+    _compile_and_check(model, True, inputs=[rng.standard_normal(s).astype("float32") for _, s in inputs])
+
+
+def test_a_scaled_row_sum_and_a_sum_of_squares_are_no_contraction() -> None:
+    """sum(x * s) with s constant along the row, and sum(x * x), stay memory-intensive."""
+    model = _onnx([helper.make_node("Mul", ["x", "s"], ["xs"]),
+                   helper.make_node("ReduceSum", ["xs", "axes"], ["a"], keepdims=1),
+                   helper.make_node("Mul", ["x", "x"], ["xx"]),
+                   helper.make_node("ReduceSum", ["xx", "axes"], ["b"], keepdims=1),
+                   helper.make_node("Add", ["a", "b"], ["out"])],
+                  [("x", [8, 64]), ("s", [8, 1])], ["out"], [_i64("axes", [1])])
+    (region,) = intelligen_tvm.explain(intelligen_tvm.from_onnx(model), LLVM)["regions"]
+    assert region["handled_by"] == "intelligen", region

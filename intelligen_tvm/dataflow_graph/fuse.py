@@ -105,7 +105,9 @@ def unify_axes(region: FoldedRegion, prog: StageProgram) -> RegionSpace:
                 uf.union(ix.name, (stage.out, dim))
         for ld in _unguarded_loads(stage.value):
             for dim, ix in enumerate(ld.indices):
-                if isinstance(ix, E.Var):
+                # An axis shorter than the dim reads a prefix of it (a slice starting at
+                # 0, rotate_half's first half): it is not that dim's axis.
+                if isinstance(ix, E.Var) and extent[ix.name] == prog.buffers[ld.buffer].shape[dim]:
                     uf.union(ix.name, (ld.buffer, dim))
     _unify_equal_views(prog, uf)
     classes: dict[object, int] = {}

@@ -19,8 +19,9 @@ def _rename_instr(ins: Instr, ren: dict[str, str]) -> Instr:
     r = lambda n: ren.get(n, n)  # noqa: E731
 
     def idx(sl: Slice) -> Slice:
+        """Gathered indices and the guard's condition both refer to register values."""
         fix = lambda e: E.transform(e, lambda x: E.ValueRef(x.dtype, r(x.value)) if isinstance(x, E.ValueRef) else None)  # noqa: E731
-        return Slice(sl.buffer, tuple(fix(i) for i in sl.index), sl.predicate)
+        return Slice(sl.buffer, tuple(fix(i) for i in sl.index), sl.predicate and fix(sl.predicate))
 
     if isinstance(ins, Load):
         return replace(ins, src=idx(ins.src))

@@ -60,11 +60,20 @@ class Slice:
     index: tuple[Expr, ...]
     predicate: Expr | None = None   # loads under a select branch (concat) are guarded
 
+    @property
+    def exprs(self) -> tuple[Expr, ...]:
+        """The index and the guard: what the slice's elements depend on."""
+        return self.index if self.predicate is None else (*self.index, self.predicate)
+
     def axes(self) -> set[str]:
         names: set[str] = set()
-        for e in self.index:
+        for e in self.exprs:
             names |= free_vars(e)
         return names
+
+    def value_refs(self) -> set[str]:
+        """Register values the slice reads: gathered indices and the guard's condition."""
+        return walk_value_refs(self.exprs)
 
     def text(self) -> str:
         body = f"{self.buffer}[{', '.join(to_text(e) for e in self.index)}]"
@@ -105,8 +114,7 @@ class Load(Instr):
 
     @property
     def reads(self) -> tuple[str, ...]:
-        guard = () if self.src.predicate is None else (self.src.predicate,)
-        return tuple(e.value for i in (*self.src.index, *guard) for e in _value_refs(i))
+        return tuple(e.value for i in self.src.exprs for e in _value_refs(i))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class StageEmitter:
             index = tuple(self._hoist_gathers(i, predicate) for i in e.indices)
             sl = Slice(e.buffer, index, predicate)
             axes = sl.axes()
-            for ref in E.walk_value_refs(index + ((predicate,) if predicate is not None else ())):
+            for ref in sl.value_refs():
                 axes |= self.values[ref].axes
             dst = self._new(e.dtype, axes)
             self.instrs.append(Load(dst, sl))
@@ -42,10 +42,9 @@ class StageEmitter:
         if isinstance(e, E.Call):
             if e.op == "select":
                 c = self.operand(e.args[0], predicate)
-                # The branches' loads are guarded by the condition's register value: a load in
-                # the condition (where(mask[i], ...)) must not be repeated in the guard, whose
-                # buffer may be an intermediate the rewrites forward away.
-                cond = E.ValueRef("bool", c) if isinstance(c, str) else c
+                # Branch loads are guarded by the condition's register value (its loads are
+                # forwarded like any other), or by the bound itself when it is axis arithmetic.
+                cond = E.ValueRef(e.args[0].dtype, c) if isinstance(c, str) else c
                 neg = E.Call("bool", "not", (cond,))
                 a = self.operand(e.args[1], _and(predicate, cond))
                 b = self.operand(e.args[2], _and(predicate, neg))

@@ -17,7 +17,7 @@ from tvm import tirx
 from tvm.s_tir import SBlock, SBlockRealize
 
 from ..gir.errors import Unsupported
-from ..gir.expr import Call, Const, Expr, Load, UNARY_OPS, Var
+from ..gir.expr import Call, Const, Expr, Load, UNARY_OPS, Var, loads
 from ..gir.program import Buffer
 from ..gir.symbolic import DEFAULT_HINT, symbol
 
@@ -47,6 +47,7 @@ _BINARY = {
     tirx.LT: "lt", tirx.LE: "le", tirx.GT: "gt", tirx.GE: "ge", tirx.EQ: "eq", tirx.NE: "ne",
     tirx.And: "and", tirx.Or: "or",
 }
+_COMPARISONS = (tirx.LT, tirx.LE, tirx.GT, tirx.GE, tirx.EQ, tirx.NE)
 _RENAMED = {"fabs": "abs", "nearbyint": "round"}   # TIR intrinsic name -> GIR op
 _COMBINERS = {"add": "sum", "max": "max", "min": "min", "mul": "prod"}
 
@@ -82,6 +83,12 @@ class _ExprReader:
             ld = Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
             # A gathered position (int64 data) joins int32 index arithmetic as int32.
             return Call(dtype, "cast", (ld,)) if index and ld.dtype != dtype else ld
+        if isinstance(e, _COMPARISONS) and not index:
+            a, b = sub(e.a), sub(e.b)
+            if _is_index_arithmetic(a) and _is_index_arithmetic(b):
+                # a bound on the iteration vars (concat's `8 <= ax1`): compare in index arithmetic
+                a, b = self(e.a, True), self(e.b, True)
+            return Call(dtype, _BINARY[type(e)], (a, b))
         if type(e) in _BINARY:
             return Call(dtype, _BINARY[type(e)], (sub(e.a), sub(e.b)))
         if isinstance(e, tirx.Not):
@@ -99,6 +106,11 @@ class _ExprReader:
                 return Call(dtype, gir_op, tuple(sub(a) for a in e.args))
             raise Unsupported(f"intrinsic {op} has no GIR lowering")
         raise Unsupported(f"expression {type(e).__name__} has no GIR lowering")
+
+
+def _is_index_arithmetic(e: Expr) -> bool:
+    """Integer arithmetic on iteration vars and constants only (no data loaded)."""
+    return e.dtype.startswith(("int", "uint")) and not loads(e)
 
 
 def _block_realizes(stmt) -> list[SBlockRealize]:
@@ -184,6 +196,8 @@ def read_prim_func(func: tirx.PrimFunc, arg_names: list[str], prefix: str,
     for buf, name in zip(params, arg_names):
         buffer_names[buf] = name
         buffers[name] = _buffer(name, buf, hints)
+        if 0 in buffers[name].shape:
+            raise Unsupported(f"{name} is an empty tensor")
     for n, buf in enumerate(_root_alloc_buffers(func)):
         # Intermediate names repeat (legalized GELU allocates several "T_multiply").
         name = f"{prefix}{buf.name}" if f"{prefix}{buf.name}" not in buffers else f"{prefix}{buf.name}_{n}"

@@ -58,6 +58,11 @@ def combine_text(op: str, a: str, b: str) -> str:
 def const_text(c: E.Const) -> str:
     if c.dtype == "bool":
         return "T.bool(True)" if c.value else "T.bool(False)"
+    if c.dtype == "float64":   # T.float64(x) range-checks x as a float32 (max/min inits overflow)
+        return f'T.FloatImm("float64", {c.value!r})'
+    if c.dtype == "uint64" and int(c.value) >= 2 ** 63:   # T.uint64 takes no int beyond int64
+        high, low = divmod(int(c.value), 2 ** 32)
+        return f"((T.uint64({high}) << T.uint64(32)) | T.uint64({low}))"
     return f"T.{c.dtype}({c.value!r})"
 
 
@@ -74,7 +79,8 @@ def safe_name(name: str) -> str:
 
 
 def _div(args: list[str], dtype: str) -> str:
-    if dtype.startswith(("int", "uint")):   # TIR's Div on integers truncates; TVMScript's "/" refuses them
+    """TIR's `/` refuses integers: ONNX/TIR integer division truncates."""
+    if dtype.startswith(("int", "uint")):
         return f"T.truncdiv({args[0]}, {args[1]})"
     return f"({args[0]} / {args[1]})"
 
