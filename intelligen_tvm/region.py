@@ -20,11 +20,11 @@ from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import program_dram_bytes
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
-from .gir.errors import Unsupported
+from .gir.errors import Unsupported, VerifyError
 from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Load, Program, slice_footprint
-from .gir.symbolic import symbols_of
+from .gir.symbolic import is_symbolic, symbols_of
 from .gir.verify import verify
 from .gir_lowering.naive import lower_naive
 from .gir_lowering.tir_reader import StageProgram
@@ -126,6 +126,15 @@ def _check_symbolic(kernel: Kernel, stages: StageProgram, kind: str) -> None:
         return
     if kind in targets.EXTERNAL_KINDS:
         raise Unsupported(f"symbolic shape ({', '.join(sym)}): the {kind} backend plans static shapes only")
+    # The kernel binds a symbol only where it is the whole size of an input or output dimension
+    # (its buffer is matched over it); a symbol met only inside an expression is never bound.
+    params = [stages.buffers[b] for b in (*stages.inputs, *stages.outputs)]
+    bound = {d.text for b in params for d in b.shape if is_symbolic(d) and len(d.symbols) == 1
+             and d.text == next(iter(d.symbols))[0]}
+    used = set(sym) | set(symbols_of(kernel.axes.values()))
+    if used - bound:
+        raise Unsupported(f"symbolic shape: {', '.join(sorted(used - bound))} is not the size of an input "
+                          "or output dimension (the kernel could not bind it)")
 
 
 def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
@@ -150,7 +159,14 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
     shell = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs))
     chosen = choose(rewritten, shell, hw)
     optimized = planned_program(shell, chosen, hw)
-    verify(optimized, hw)
+    try:
+        verify(optimized, hw)
+    except VerifyError as err:
+        if symbols_of(d for b in stages.buffers.values() for d in b.shape):
+            # bounds that hold at the hint sizes may not hold at every size (a symbolic axis
+            # broadcast against a static dimension): refuse what cannot be proved for all sizes
+            raise Unsupported(f"symbolic shape: not verifiable for every size ({err})") from err
+        raise
     return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
                          stage_program=stages, rewritten=rewritten, chosen=chosen)
 

@@ -64,29 +64,6 @@ SHAPE_INPUTS = {
     "Slice": (1, 2, 3, 4), "Trilu": (1,),
 }
 CONST_SUFFIX = "_const"
-# Cases another branch fixes: they must fail here until it is merged (then drop the mark).
-_SYMBOLIC = "wt-symbolic (symbolic shapes from shape inputs must fall back, not crash)"
-_SIGFPE = "wt-fuzz (SIGFPE in masked lanes of integer division)"
-OWNED_ELSEWHERE = {
-    **dict.fromkeys(
-        ["test_squeeze", "test_squeeze_negative_axes", "test_expand_dim_changed",
-         "test_expand_dim_unchanged", "test_tile", "test_tile_precomputed", "test_triu_zero",
-         "test_tril_zero", "test_triu_zero_const", "test_tril_zero_const",
-         "test_reshape_allowzero_reordered_const"]
-        + [f"test_unsqueeze_{s}" for s in ("axis_0", "axis_1", "axis_2", "two_axes", "three_axes",
-                                           "unsorted_axes", "negative_axes")]
-        + [f"test_slice{s}" for s in ("", "_neg", "_start_out_of_bounds", "_end_out_of_bounds",
-                                      "_default_axes", "_default_steps", "_neg_steps", "_negative_axes")]
-        + [f"test_reduce_{op}_empty_set_const"
-           for op in ("sum", "max", "min", "prod", "l1", "l2", "log_sum", "log_sum_exp", "sum_square")]
-        + [f"test_reduce_{op}_empty_set_expanded_const"
-           for op in ("l1", "l2", "log_sum", "log_sum_exp", "sum_square")]
-        + ["test_reduce_sum_empty_set_non_reduced_axis_zero_const"], _SYMBOLIC),
-    **dict.fromkeys(
-        ["test_div_uint32", "test_div_uint64", "test_div_int32_trunc", "test_mod_uint32", "test_mod_uint64",
-         "test_mod_broadcast", "test_mod_mixed_sign_int16", "test_mod_mixed_sign_int32",
-         "test_mod_mixed_sign_int64"], _SIGFPE),
-}
 # The decomposed ("_expanded") variants of function ops double the run time: with
 # INTELLIGEN_CONFORMANCE=all they run too.
 ALL_ENV = "INTELLIGEN_CONFORMANCE"
@@ -294,9 +271,7 @@ def _params():
     for name in _collect():
         if "_expanded" in name and not everything:
             continue
-        owner = OWNED_ELSEWHERE.get(name)
-        marks = [pytest.mark.xfail(strict=True, reason=f"fixed on branch {owner}")] if owner else []
-        params.append(pytest.param(name, marks=marks, id=name))
+        params.append(pytest.param(name, id=name))
     return params
 
 

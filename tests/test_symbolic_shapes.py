@@ -137,7 +137,9 @@ def test_dynamic_model_compiles_once_and_matches_at_every_size(name, build, inpu
     assert region["handled_by"] == "intelligen", region
     formula = region["dram_bytes_formula"]
     assert (formula["planned"] != formula["ideal"]) == streams, region
-    assert region["strategy"]["single_pass"] == streams   # a symbolic row streams, in as few sweeps as it can
+    (gpu_region,) = intelligen_tvm.explain(mod, CUDA)["regions"]
+    assert gpu_region["strategy"]["single_pass"] == streams   # a symbolic row streams, in as few sweeps as it can
+    assert region["strategy"]["held"] != streams              # the CPU backend streams it too (never held)
     assert set(region["symbols"]) <= {"batch", "seq", "tokens", "q", "k_"} and region["symbols"]
     executable = testing.build(mod, LLVM, "intelligen")
     rng = np.random.default_rng(0)
@@ -162,8 +164,22 @@ def test_symbol_hints_set_the_planned_size():
     assert hinted["fingerprint"] == default["fingerprint"]   # one region, whatever size it is planned at
 
 
-def test_strided_row_of_symbolic_length_falls_back_with_reason():
+def test_strided_row_of_symbolic_length_falls_back_with_reason_on_gpus():
+    n = tvm.tirx.Var("n", "int64")
+    mod = relax_module(lambda x: relax.op.nn.softmax(x, axis=0), [(n, 8)])
+    (region,) = intelligen_tvm.explain(mod, CUDA)["regions"]
+    assert region["handled_by"] == "fallback" and "symbolic length n (column plan)" in region["reason"]
+
+
+def test_strided_row_of_symbolic_length_streams_on_the_cpu():
     n = tvm.tirx.Var("n", "int64")
     mod = relax_module(lambda x: relax.op.nn.softmax(x, axis=0), [(n, 8)])
     (region,) = intelligen_tvm.explain(mod, LLVM)["regions"]
-    assert region["handled_by"] == "fallback" and "symbolic length n (column plan)" in region["reason"]
+    assert region["handled_by"] == "intelligen" and not region["strategy"]["held"], region
+    executable = testing.build(mod, LLVM, "intelligen")
+    rng = np.random.default_rng(0)
+    for rows in (1, 7, 33):
+        x = (3 * rng.standard_normal((rows, 8)) + 2).astype("float32")
+        e = np.exp(x - x.max(axis=0))
+        testing.assert_close(testing.run(executable, tvm.target.Target(LLVM), [x]), [e / e.sum(axis=0)],
+                             1e-5, 1e-6, what=f"softmax(axis=0) over {rows} rows")

@@ -36,6 +36,7 @@ from ..gir.errors import Unsupported
 from ..gir.hardware import HardwareModel
 from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, StreamPass, Sweeps, dtype_bytes, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
+from ..gir.symbolic import is_symbolic
 from .families import family_of
 from .transpose_tile import stage_through_sram, transposed_axis
 
@@ -358,6 +359,8 @@ def _unique(found: list[CpuStrategy]) -> list[CpuStrategy]:
 def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Kernel:
     """Attach a CPU strategy: reductions run inside one task (lane scope); a tile stages its
     transposed loads through an L1 square; a held plan must fit its share of L2."""
+    if strategy.held and is_symbolic(numel(a.extent for a in kernel.row)):
+        raise Unsupported("a row of symbolic length is never held (it streams)")
     if strategy.kind == "tile":
         kernel = stage_through_sram(kernel, strategy.tile_axes[0], tile=strategy.tile)
     instrs = [replace(i, scope=Scope.LANE) if isinstance(i, Reduce) else i for i in kernel.instrs]

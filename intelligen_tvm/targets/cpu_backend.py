@@ -28,7 +28,7 @@ from ..dataflow_graph.cpu_plan import CpuStrategy, CpuSweeps, sweeps_of
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 from . import cpu_math
-from .render import ExprPrinter, _coords, combine_text, const_text, index_text, safe_name, shape_text
+from .render import ExprPrinter, _coords, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text
 
 call_text = ExprPrinter.call   # (op, dtype, argument texts) -> TIR text
 
@@ -336,16 +336,7 @@ class _LazyPrinter(ExprPrinter):
 
 def render_cpu_program(program: Program, func_name: str) -> str:
     """One PrimFunc: the region's inputs and outputs are its parameters, its kernels run in order."""
-    params = [*program.inputs, *program.outputs]
-    sig = ", ".join(f'{safe_name(b)}: T.Buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
-                    for b in params)
-    lines = ["@T.prim_func(s_tir=True)", f"def {func_name}({sig}):",
-             f'    T.func_attr({{"global_symbol": "{func_name}", "tirx.noalias": True, "tirx.is_scheduled": True}})',
-             '    with T.sblock("root"):']
-    moved = {ins.dst.buffer if isinstance(ins, Store) else ins.src.buffer
-             for k in program.kernels for ins in k.instrs if isinstance(ins, (Load, Store)) and ins.level is Level.DRAM}
-    lines += [f'        {safe_name(b)} = T.alloc_buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
-              for b in sorted(moved - set(params))]
+    lines = prim_func_header(program, func_name)
     for kernel in program.kernels:
         assert isinstance(kernel.strategy, CpuStrategy), "the CPU backend renders CPU plans only"
         lines += _indent(CpuKernelRenderer(program, kernel).body(), 2)

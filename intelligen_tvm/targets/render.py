@@ -420,9 +420,10 @@ class KernelRenderer:
         return self.d.reg(f"{online_sum.dst}_prev_max", "0")
 
 
-def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
-    """One PrimFunc: the region's inputs and outputs are its parameters, other DRAM buffers
-    (workspaces between kernels) its global allocations, its kernels launched in order."""
+def prim_func_header(program: Program, func_name: str) -> list[str]:
+    """The PrimFunc's signature, attributes and root block (every backend's): the region's
+    inputs and outputs are its parameters, matched over their symbols when shapes are symbolic;
+    other DRAM buffers (workspaces between kernels) are allocations of the root block."""
     params = [*program.inputs, *program.outputs]
     symbols = symbols_of(d for b in params for d in program.buffers[b].shape)
     assert not any(GENERATED_NAMES.fullmatch(s) for s in symbols), symbols   # symbolic.symbol() renames them
@@ -442,6 +443,13 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
              for k in program.kernels for ins in k.instrs if isinstance(ins, (Load, Store)) and ins.level is Level.DRAM}
     lines += [f'        {safe_name(b)} = T.alloc_buffer({shape_text(program.buffers[b].shape)}, "{program.buffers[b].dtype}")'
               for b in sorted(moved - set(params))]
+    return lines
+
+
+def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
+    """One PrimFunc: the region's inputs and outputs are its parameters, other DRAM buffers
+    (workspaces between kernels) its global allocations, its kernels launched in order."""
+    lines = prim_func_header(program, func_name)
     for kernel in program.kernels:
         assert kernel.strategy.kind is not PlanFamily.SPLIT_ROW, "expand a split_row kernel into its phases first (split_row.py)"
         lines += ["        " + b for b in KernelRenderer(program, kernel, dialect).body()]
