@@ -193,3 +193,26 @@ def detach_unnamed_metaschedule_handlers() -> None:
     logger = logging.getLogger("tvm.s_tir.meta_schedule")
     for handler in [h for h in logger.handlers if h.get_name() is None]:
         logger.removeHandler(handler)
+
+
+def onnx_node_cases(*modules: str) -> dict[str, object]:
+    """ONNX backend node cases by name, of the case modules named (e.g. "div", "slice").
+
+    onnx records a case when its module is first imported, keeping only the op type of the
+    last `collect_testcases(op)` call: one filtered call would hide every other module's cases
+    from the rest of the process.  So every test imports the modules it needs here, unfiltered."""
+    import importlib
+    import warnings
+
+    from onnx.backend.test.case import node
+
+    node._TargetOpType = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the exports cast inf/nan on purpose
+        np_err = np.seterr(all="ignore")
+        try:
+            for module in modules:
+                importlib.import_module(f"onnx.backend.test.case.node.{module}")
+        finally:
+            np.seterr(**np_err)
+    return {c.name: c for c in node._NodeTestCases}

@@ -76,7 +76,7 @@ def test_compile_writes_a_library_and_a_report_that_compute_the_model(model_path
     doc = json.loads(report.read_text())
     assert doc["target"]["kind"] == "llvm" and doc["output"] == str(lib)
     by = {r["handled_by"]: r for r in doc["regions"]}
-    assert by["fallback"]["ops"] == ["matmul"] and "compute-intensive" in by["fallback"]["reason"]
+    assert by["fallback"]["ops"] == ["matmul"] and "compute-bound" in by["fallback"]["reason"]
     assert by["intelligen"]["ops"][0] == "add" and by["intelligen"]["ops"][-1] == "divide"
     assert by["intelligen"]["dram_bytes_planned"] == by["intelligen"]["dram_bytes_ideal"]
     assert doc["summary"] == {"regions": 2, "intelligen": 1, "fallback": 1,
@@ -98,14 +98,14 @@ def test_inspect_prints_regions_gir_and_draws_pictures(model_path, tmp_path, cap
     code, out, err = run_cli(capsys, "inspect", str(model_path), "--target", "llvm", "--region", "1",
                              "--picture", str(pictures), "--json", str(doc))
     assert code == 0, err
-    assert "[0] intelligen_region0: matmul\n    fallback: compute-intensive" in out
+    assert "[0] intelligen_region0: matmul\n    fallback: a contraction (matmul/conv): compute-bound" in out
     assert re.search(r"DRAM bytes: ideal (\d+), naive \d+, planned \1 \(1\.00x ideal", out), out
-    assert "plan row(" in out
-    assert "gir.program intelligen_region1" in out and "reduce.max.unit" in out
+    assert "plan cpu.row(" in out
+    assert "gir.program intelligen_region1" in out and "reduce.max.lane" in out   # a CPU task reduces within its lane
     svg = (pictures / "intelligen_region1.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     text = html.unescape(svg)
-    assert "strategy row(" in text and "reduce.sum.unit" in text and "move dram->reg" in text
+    assert "strategy cpu.row(" in text and "reduce.sum.lane" in text and "move dram->reg" in text
     assert not (pictures / "intelligen_region0.svg").exists()   # the matmul has no GIR
     assert json.loads(doc.read_text())["gir"]["intelligen_region1"].startswith("gir.program")
 

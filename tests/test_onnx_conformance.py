@@ -23,7 +23,6 @@ worker (a signal) or hangs fails alone and the rest of its batch runs again in a
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import selectors
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import onnx_node_cases
 
 REPO = Path(__file__).resolve().parent.parent
 CASE_MODULES = (
@@ -76,19 +77,9 @@ MARK = "@conformance "  # prefixes the worker's result lines (TVM prints to stdo
 # ---- the cases ---------------------------------------------------------------------------
 
 def _collect() -> dict[str, object]:
-    """name -> onnx TestCase (importing a case module runs its exports)."""
-    from onnx.backend.test.case import node
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # the exports cast inf/nan on purpose
-        np_err = np.seterr(all="ignore")
-        try:
-            for module in CASE_MODULES:
-                importlib.import_module(f"onnx.backend.test.case.node.{module}")
-        finally:
-            np.seterr(**np_err)
+    """name -> onnx TestCase of the memory-intensive ops' modules (with `_const` variants)."""
     cases = {}
-    for case in node._NodeTestCases:
+    for case in onnx_node_cases(*CASE_MODULES).values():
         if case.kind == "node" and case.model.graph.node:
             cases[case.name] = case
             const = _with_constant_inputs(case)

@@ -5,8 +5,6 @@ batch / sequence dimensions compile once and match onnx.reference at several siz
 
 from __future__ import annotations
 
-import functools
-import importlib
 
 import numpy as np
 import onnx
@@ -22,7 +20,7 @@ from intelligen_tvm.gir.symbolic import DEFAULT_HINT
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir_lowering.tir_reader import read_prim_func
 
-from tests.helpers import check_nvcc_compiles, relax_module, single_prim_func
+from tests.helpers import check_nvcc_compiles, onnx_node_cases, relax_module, single_prim_func
 
 LLVM = {"kind": "llvm"}
 CUDA = {"kind": "cuda", "arch": "sm_90"}
@@ -32,14 +30,9 @@ SHAPE_INPUT_CASES = ["test_squeeze", "test_slice", "test_slice_default_axes", "t
                      "test_unsqueeze_axis_0", "test_unsqueeze_two_axes", "test_expand_dim_unchanged"]
 
 
-@functools.cache
 def _node_cases() -> dict:
     """The ONNX backend node cases of the ops whose output shape is read from an input tensor."""
-    from onnx.backend.test.case import node
-
-    for op in ("slice", "squeeze", "unsqueeze", "expand"):
-        importlib.import_module(f"onnx.backend.test.case.node.{op}")
-    return {c.name: c for c in node._NodeTestCases}
+    return onnx_node_cases("slice", "squeeze", "unsqueeze", "expand")
 
 
 @pytest.mark.parametrize("name", SHAPE_INPUT_CASES)

@@ -28,7 +28,7 @@ from ..dataflow_graph.cpu_plan import CpuStrategy, CpuSweeps, sweeps_of
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
 from . import cpu_math
-from .render import ExprPrinter, _coords, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text
+from .render import ExprPrinter, _coords, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text, slice_text
 
 call_text = ExprPrinter.call   # (op, dtype, argument texts) -> TIR text
 
@@ -65,6 +65,11 @@ class CpuKernelRenderer:
         self.allocs: dict[str, str] = {}
         self.n = numel(a.extent for a in kernel.row)
         self.held: frozenset[str] = frozenset()
+        # TVM 0.27's LLVM vectorizer mishandles bool lanes (bool buffers are bytes in memory):
+        # a kernel that touches a bool value computes lane by lane (LLVM may still vectorize it).
+        bools = any(v.dtype == "bool" for v in kernel.values.values()) or \
+            any(b.dtype == "bool" for b in program.buffers.values())
+        self.vectorized = "T.unroll" if bools else "T.vectorized"
 
     # ---- storage ---------------------------------------------------------------------
     def _alloc(self, name: str, size: int, dtype: str) -> str:
@@ -170,16 +175,7 @@ class CpuKernelRenderer:
         return f"{self._alloc('a_' + red.dst, self._reg_size(), dtype)}[{ctx.reg}]"
 
     def _slice_text(self, sl, p: ExprPrinter) -> str:
-        """DRAM slices index the parameter; L1 tiles are flat (their padding stays)."""
-        index = [p.index(i) for i in sl.index]
-        local = self.kernel.local_buffers.get(sl.buffer)
-        if local is None:
-            return index_text(sl.buffer, index)
-        flat, stride = "0", 1
-        for dim, text in zip(reversed(local.shape), reversed(index)):
-            flat = f"{text} * {stride} + {flat}" if stride > 1 else f"{text} + {flat}"
-            stride *= dim
-        return f"{sl.buffer}[{flat}]"
+        return slice_text(self.kernel, sl, p)
 
     def _block(self, instrs, ctx: Ctx) -> list[str]:
         return [line for ins in instrs for line in self.instr(ins, ctx)]
@@ -205,14 +201,14 @@ class CpuKernelRenderer:
         lines = self._block(sweeps.before, per_row)
         for sweep in sweeps.passes:
             for red in sweep.reduces:
-                lines += _loop(f"for j in T.vectorized({step}):",
+                lines += _loop(f"for j in {self.vectorized}({step}):",
                                [f"{self._accumulator(red, Ctx('j', '', '', {}))} = {const_text(red.init)}"])
             base = f"((st * {k} + kk) * {v})"
             main = Ctx(f"kk * {v} + vv", f"{base} + vv", "0", outer | _coords(self.kernel.row, base, "vv"))
             body = self._block(sweep.sweep, main)
             if full:
                 lines += _loop(f"for st in T.serial({full}):",
-                               _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in T.vectorized({v}):", body)))
+                               _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
             if n % step:
                 pos = f"({full * step} + e)"
                 tail = Ctx("e", pos, "0", outer | _coords(self.kernel.row, pos))
@@ -231,7 +227,7 @@ class CpuKernelRenderer:
         out = self._home(red.dst, Ctx("", "", "0", {}))
         lines = []
         if k > 1:
-            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in T.vectorized({v}):", [
+            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in {self.vectorized}({v}):", [
                 f"{acc}[vv] = {combine_text(red.op, f'{acc}[vv]', f'{acc}[kk * {v} + vv]')}"]))
         lines.append(f"{out} = {acc}[0]")
         if v > 1:
@@ -248,13 +244,13 @@ class CpuKernelRenderer:
         guard = None if s.groups * block == s.outer_size else f"{base} < {s.outer_size}"
 
         def over_block(body: list[str]) -> list[str]:
-            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in T.vectorized({v}):", body)))
+            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body)))
 
         per = lambda: Ctx("vv", "", f"j * {v} + vv", outer)  # noqa: E731
         lines = over_block(self._block(sweeps.before, per()))
         for sweep in sweeps.passes:
             for red in sweep.reduces:
-                lines += _loop(f"for j in T.vectorized({block}):",
+                lines += _loop(f"for j in {self.vectorized}({block}):",
                                [f"{self._accumulator(red, Ctx('', '', 'j', {}))} = {const_text(red.init)}"])
             ctx = Ctx("vv", f"nn * {block} + j * {v} + vv", f"j * {v} + vv", outer | _coords(self.kernel.row, "nn"))
             lines += _loop(f"for nn in T.serial({self.n}):", over_block(self._block(sweep.sweep, ctx)))
@@ -272,7 +268,7 @@ class CpuKernelRenderer:
         body = self._block(self.kernel.instrs, ctx)
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
         return _loop(f"for st in T.serial({steps}):",
-                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in T.vectorized({v}):", body))))
+                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body))))
 
     def _flat_rows(self) -> list[str]:
         """Rows of the innermost axis: outer coordinates once per row, the row in vectors."""
@@ -288,7 +284,7 @@ class CpuKernelRenderer:
         if full:
             body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | {inner: f"({base} + vv)"}))
             lines += _loop(f"for st in T.serial({full}):",
-                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in T.vectorized({v}):", body)))
+                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
         if n % step:
             pos = f"({full * step} + e)"
             lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | {inner: pos})))
@@ -313,7 +309,7 @@ class CpuKernelRenderer:
         for instrs, coords in phases:
             ctx = Ctx("vv", "", "", common | coords)
             body = self._block(instrs, ctx)
-            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in T.vectorized({tile}):", body))
+            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in {self.vectorized}({tile}):", body))
             if not ragged:
                 lines += fast
                 continue

@@ -51,6 +51,20 @@ def vector_safe(op: str, dtypes: list[str]) -> bool:
     return op in _VECTOR_OPS and "bool" not in dtypes
 
 
+def slice_text(kernel: Kernel, sl, p: ExprPrinter) -> str:
+    """DRAM slices index the parameter; on-chip tiles (SRAM, a CPU's L1 square) are flat so
+    that no pass can undo their row padding (a 2-D tile could be compacted to its accessed width)."""
+    index = [p.index(i) for i in sl.index]
+    local = kernel.local_buffers.get(sl.buffer)
+    if local is None:
+        return index_text(sl.buffer, index)
+    flat, stride = "0", 1
+    for dim, text in zip(reversed(local.shape), reversed(index)):
+        flat = f"{text} * {stride} + {flat}" if stride > 1 else f"{text} + {flat}"
+        stride *= dim
+    return f"{sl.buffer}[{flat}]"
+
+
 def combine_text(op: str, a: str, b: str) -> str:
     return _COMBINE[op].format(a=a, b=b)
 
@@ -309,17 +323,7 @@ class KernelRenderer:
             self._emit(self._guard([self._row_valid(), f"{self._t()} == 0"], [line]))
 
     def _slice_text(self, sl, p: ExprPrinter) -> str:
-        """DRAM slices index the parameter; SRAM tiles are flat so that no pass can undo
-        their row padding (a 2-D tile could be compacted back to its accessed width)."""
-        index = [p.index(i) for i in sl.index]
-        local = self.kernel.local_buffers.get(sl.buffer)
-        if local is None:
-            return index_text(sl.buffer, index)
-        flat, stride = "0", 1
-        for dim, text in zip(reversed(local.shape), reversed(index)):
-            flat = f"{text} * {stride} + {flat}" if stride > 1 else f"{text} + {flat}"
-            stride *= dim
-        return f"{sl.buffer}[{flat}]"
+        return slice_text(self.kernel, sl, p)
 
     def _reduce(self, ins: Reduce) -> None:
         self._emit([f"{self.d.reg(ins.dst, '0')} = {const_text(ins.init)}"])

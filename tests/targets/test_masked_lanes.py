@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tvm
-from onnx.backend.test.case.node import collect_testcases
 from tvm import relax
 
 import intelligen_tvm
 from intelligen_tvm.testing import assert_close, build_and_run, device_sources
-from tests.helpers import check_nvcc_compiles, relax_module
+from tests.helpers import check_nvcc_compiles, onnx_node_cases, relax_module
 from tests.targets.cuda_emulation import emulate_model
 
 CUDA = {"kind": "cuda", "arch": "sm_90"}
-# onnx collects node cases once per process: one op type only (integer mod: GRAPHS below)
-NODE_CASES = {c.name: c for c in collect_testcases("Div")}
+NODE_CASES = onnx_node_cases("div")
 INT_CASES = ["test_div_uint32", "test_div_uint64", "test_div_int32_trunc"]
 
 
