@@ -20,10 +20,10 @@ setup(
     ],
     # tornado + cloudpickle: TVM's RPC tracker and server (measurement through RPC, its tests)
     # psutil: TVM MetaSchedule (the comparison's baseline); matplotlib: the comparison's plots;
-    # onnxruntime: the comparison's CPU contestant.
+    # onnxruntime: the comparison's CPU contestant (its tests run it).
     # torch is optional for scripts/compare.py and deliberately in no extra (a CUDA build is GBs).
     extras_require={
-        "test": ["pytest", "tornado", "cloudpickle", "psutil", "matplotlib"],
+        "test": ["pytest", "tornado", "cloudpickle", "psutil", "matplotlib", "onnxruntime"],
         "rpc": ["tornado", "cloudpickle"],
         "compare": ["psutil", "matplotlib", "onnxruntime"],
     },
