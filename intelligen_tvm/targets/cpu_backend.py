@@ -264,30 +264,33 @@ class CpuKernelRenderer:
         v, k = s.vector, s.accumulators
         steps = s.rows_per_group // (v * k)
         base = f"(((t * {steps} + st) * {k} + kk) * {v})"
-        ctx = Ctx(f"kk * {v} + vv", "", "", _coords(self.kernel.outer, base, "vv"))
+        # a vector may cross the boundaries of fused axes: coordinates of each lane's element
+        # (TVM's simplifier folds them back into one contiguous index)
+        ctx = Ctx(f"kk * {v} + vv", "", "", _coords(self.kernel.outer, f"({base} + vv)"))
         body = self._block(self.kernel.instrs, ctx)
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
         return _loop(f"for st in T.serial({steps}):",
                      _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body))))
 
     def _flat_rows(self) -> list[str]:
-        """Rows of the innermost axis: outer coordinates once per row, the row in vectors."""
+        """Rows of the innermost axes (`row_axes` of them, one contiguous run in every access):
+        outer coordinates once per row, the row in vectors."""
         s = self.s
         v, k, n = s.vector, s.accumulators, s.row_size
         step = v * k
         full = n // step
         row = f"(t * {s.rows_per_group} + r)"
-        outer = _coords(self.kernel.outer[:-1], row)
-        inner = self.kernel.outer[-1].name
+        outer = _coords(self.kernel.outer[:-s.row_axes], row)
+        inner = self.kernel.outer[-s.row_axes:]
         base = f"((st * {k} + kk) * {v})"
         lines = []
         if full:
-            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | {inner: f"({base} + vv)"}))
+            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | _coords(inner, f"({base} + vv)")))
             lines += _loop(f"for st in T.serial({full}):",
                            _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
         if n % step:
             pos = f"({full * step} + e)"
-            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | {inner: pos})))
+            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | _coords(inner, pos))))
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
         return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
 
