@@ -65,11 +65,24 @@ class CpuKernelRenderer:
         self.allocs: dict[str, str] = {}
         self.n = numel(a.extent for a in kernel.row)
         self.held: frozenset[str] = frozenset()
-        # TVM 0.27's LLVM vectorizer mishandles bool lanes (bool buffers are bytes in memory):
-        # a kernel that touches a bool value computes lane by lane (LLVM may still vectorize it).
-        bools = any(v.dtype == "bool" for v in kernel.values.values()) or \
-            any(b.dtype == "bool" for b in program.buffers.values())
-        self.vectorized = "T.unroll" if bools else "T.vectorized"
+
+    # ---- lanes -----------------------------------------------------------------------
+    def _lanes(self, instrs) -> str:
+        """How a loop over SIMD lanes runs the body of `instrs`: TVM 0.27's LLVM vectorizer
+        gets bool lanes wrong (bool buffers are bytes in memory; fuzz seed 0 index 106), so a
+        body that touches a bool value or buffer computes lane by lane (`T.unroll`: LLVM may
+        still vectorize it); every other body is `T.vectorized`."""
+        return "T.unroll" if any(self._touches_bool(ins) for ins in instrs) else "T.vectorized"
+
+    def _touches_bool(self, ins: Instr) -> bool:
+        slices = [ins.src] if isinstance(ins, Load) else [ins.dst] if isinstance(ins, Store) else []
+        exprs = [a for a in getattr(ins, "args", ()) if not isinstance(a, str)] + [e for sl in slices for e in sl.exprs]
+        names = set(ins.reads) | set(ins.writes) | E.walk_value_refs(tuple(exprs))
+        if any(getattr(x, "dtype", None) == "bool" for e in exprs for x in E.walk(e)):
+            return True
+        buffers = self.program.buffers | self.kernel.local_buffers
+        return (any(self.kernel.values[n].dtype == "bool" for n in names if n in self.kernel.values)
+                or any(buffers[sl.buffer].dtype == "bool" for sl in slices if sl.buffer in buffers))
 
     # ---- storage ---------------------------------------------------------------------
     def _alloc(self, name: str, size: int, dtype: str) -> str:
@@ -201,14 +214,14 @@ class CpuKernelRenderer:
         lines = self._block(sweeps.before, per_row)
         for sweep in sweeps.passes:
             for red in sweep.reduces:
-                lines += _loop(f"for j in {self.vectorized}({step}):",
+                lines += _loop(f"for j in {self._lanes([red])}({step}):",
                                [f"{self._accumulator(red, Ctx('j', '', '', {}))} = {const_text(red.init)}"])
             base = f"((st * {k} + kk) * {v})"
             main = Ctx(f"kk * {v} + vv", f"{base} + vv", "0", outer | _coords(self.kernel.row, base, "vv"))
             body = self._block(sweep.sweep, main)
             if full:
                 lines += _loop(f"for st in T.serial({full}):",
-                               _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
+                               _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self._lanes(sweep.sweep)}({v}):", body)))
             if n % step:
                 pos = f"({full * step} + e)"
                 tail = Ctx("e", pos, "0", outer | _coords(self.kernel.row, pos))
@@ -227,7 +240,7 @@ class CpuKernelRenderer:
         out = self._home(red.dst, Ctx("", "", "0", {}))
         lines = []
         if k > 1:
-            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in {self.vectorized}({v}):", [
+            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in {self._lanes([red])}({v}):", [
                 f"{acc}[vv] = {combine_text(red.op, f'{acc}[vv]', f'{acc}[kk * {v} + vv]')}"]))
         lines.append(f"{out} = {acc}[0]")
         if v > 1:
@@ -243,18 +256,19 @@ class CpuKernelRenderer:
         outer = _coords(self.kernel.outer, base, "vv")
         guard = None if s.groups * block == s.outer_size else f"{base} < {s.outer_size}"
 
-        def over_block(body: list[str]) -> list[str]:
-            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body)))
+        def over_block(instrs, ctx: Ctx) -> list[str]:
+            body = self._block(instrs, ctx)
+            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in {self._lanes(instrs)}({v}):", body)))
 
         per = lambda: Ctx("vv", "", f"j * {v} + vv", outer)  # noqa: E731
-        lines = over_block(self._block(sweeps.before, per()))
+        lines = over_block(sweeps.before, per())
         for sweep in sweeps.passes:
             for red in sweep.reduces:
-                lines += _loop(f"for j in {self.vectorized}({block}):",
+                lines += _loop(f"for j in {self._lanes([red])}({block}):",
                                [f"{self._accumulator(red, Ctx('', '', 'j', {}))} = {const_text(red.init)}"])
             ctx = Ctx("vv", f"nn * {block} + j * {v} + vv", f"j * {v} + vv", outer | _coords(self.kernel.row, "nn"))
-            lines += _loop(f"for nn in T.serial({self.n}):", over_block(self._block(sweep.sweep, ctx)))
-            lines += over_block(self._block(sweep.after, per()))
+            lines += _loop(f"for nn in T.serial({self.n}):", over_block(sweep.sweep, ctx))
+            lines += over_block(sweep.after, per())
         return lines
 
     def _flat(self) -> list[str]:
@@ -270,7 +284,7 @@ class CpuKernelRenderer:
         body = self._block(self.kernel.instrs, ctx)
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
         return _loop(f"for st in T.serial({steps}):",
-                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body))))
+                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {self._lanes(self.kernel.instrs)}({v}):", body))))
 
     def _flat_rows(self) -> list[str]:
         """Rows of the innermost axes (`row_axes` of them, one contiguous run in every access):
@@ -287,7 +301,7 @@ class CpuKernelRenderer:
         if full:
             body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | _coords(inner, f"({base} + vv)")))
             lines += _loop(f"for st in T.serial({full}):",
-                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
+                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self._lanes(self.kernel.instrs)}({v}):", body)))
         if n % step:
             pos = f"({full * step} + e)"
             lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | _coords(inner, pos))))
@@ -312,7 +326,7 @@ class CpuKernelRenderer:
         for instrs, coords in phases:
             ctx = Ctx("vv", "", "", common | coords)
             body = self._block(instrs, ctx)
-            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in {self.vectorized}({tile}):", body))
+            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in {self._lanes(instrs)}({tile}):", body))
             if not ragged:
                 lines += fast
                 continue

@@ -113,3 +113,23 @@ def test_elementwise_rows_over_fused_axes_are_contiguous_and_right(bias_shape) -
         (got,) = run_prim_func(func, [x, b], target=HOST)
         np.testing.assert_array_equal(got, x + b, err_msg=str(cand.strategy))
     assert "gather" not in _asm(lambda x, b: op.add(x, b), [x_shape, bias_shape], AVX512)
+
+
+def test_only_loops_over_bool_lanes_are_unrolled() -> None:
+    """TVM's LLVM vectorizer gets bool lanes wrong, so a loop whose body touches a bool value
+    runs lane by lane; the BERT embedding's bools are per row (index normalisation, outside the
+    sweeps), so its sweeps stay vectors, while an elementwise `where` runs lane by lane."""
+    def source(name: str, sp, kernel) -> str:
+        program = Program(name, sp.buffers, sp.inputs, sp.outputs, [])
+        planned = replace(program, kernels=[default_plan(kernel, sp.buffers, HW)])
+        return targets.render_source(planned, "llvm", name)
+
+    sp, _, _ = suite_region("bert_embedding", small=True)
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    assert any(v.dtype == "bool" for v in kernel.values.values())
+    text = source("emb", sp, kernel)
+    assert "T.vectorized" in text and "T.unroll(8)" not in text and "T.unroll(16)" not in text
+
+    sp, _ = chain_stages(lambda x, y: op.where(op.less(x, y), x, y), [(64, 256), (64, 256)])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    assert "T.vectorized" not in source("where", sp, kernel)
