@@ -65,6 +65,7 @@ class CpuKernelRenderer:
         self.allocs: dict[str, str] = {}
         self.n = numel(a.extent for a in kernel.row)
         self.held: frozenset[str] = frozenset()
+        self.output_homes: dict[str, Store] = {}
 
     # ---- lanes -----------------------------------------------------------------------
     def _lanes(self, instrs) -> str:
@@ -113,6 +114,9 @@ class CpuKernelRenderer:
         return lambda part: f"{self._alloc(f't_{name}_{part}', size, dtype)}[{index}]"
 
     def _held_ref(self, name: str, ctx: Ctx) -> str:
+        home = self.output_homes.get(name)
+        if home is not None:
+            return self._slice_text(home.dst, self._printer(ctx))
         size = self.n * (self.s.rows_per_group if self.s.kind == "column" else 1)
         return f"{self._alloc('h_' + name, size, self.kernel.values[name].dtype)}[{ctx.held}]"
 
@@ -205,6 +209,7 @@ class CpuKernelRenderer:
         s, n = self.s, self.n
         sweeps: CpuSweeps = sweeps_of(self.kernel)
         self.held = sweeps.held
+        self.output_homes = self._output_homes(sweeps)
         v, k = s.vector, s.accumulators
         step = v * k
         full = n // step
@@ -231,6 +236,34 @@ class CpuKernelRenderer:
             lines += self._block(sweep.after, per_row)
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
         return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
+
+    def _output_homes(self, sweeps: CpuSweeps) -> dict[str, Store]:
+        """Held row values kept in the output row that their last sweep overwrites, instead of
+        a per-task buffer: softmax's exp goes to the output in its sweep and is scaled in place
+        in the next.  The output's cache lines are then fetched while the sweep computes
+        (stores miss in the cache; a last sweep that only scales and stores waits on them).
+        Safe where the output has one store, in the held value's last reading sweep after its
+        last read, one element per point of the kernel (its index is the kernel's axes)."""
+        axes = {a.name for a in (*self.kernel.outer, *self.kernel.row)}
+        stores = [i for i in self.kernel.instrs if isinstance(i, Store)]
+        homes: dict[str, Store] = {}
+        for name in sorted(sweeps.held):
+            readers = [p.sweep for p in sweeps.passes if any(name in i.reads for i in p.sweep)]
+            if not readers:
+                continue
+            last = readers[-1]
+            last_read = max(j for j, i in enumerate(last) if name in i.reads)
+            for ins in last[last_read + 1:]:
+                index = ins.dst.index if isinstance(ins, Store) else ()
+                if (isinstance(ins, Store) and ins.dst.buffer in self.program.outputs
+                        and sum(st.dst.buffer == ins.dst.buffer for st in stores) == 1
+                        and ins not in homes.values() and ins.dst.predicate is None
+                        and self.program.buffers[ins.dst.buffer].dtype == self.kernel.values[name].dtype
+                        and all(isinstance(e, E.Var) for e in index) and {e.name for e in index} == axes
+                        and len(index) == len(axes)):
+                    homes[name] = ins
+                    break
+        return homes
 
     def _fold(self, red: Reduce) -> list[str]:
         """The accumulator vectors into one, then its lanes into the per-row value."""

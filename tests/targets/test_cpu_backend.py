@@ -133,3 +133,19 @@ def test_only_loops_over_bool_lanes_are_unrolled() -> None:
     sp, _ = chain_stages(lambda x, y: op.where(op.less(x, y), x, y), [(64, 256), (64, 256)])
     kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
     assert "T.vectorized" not in source("where", sp, kernel)
+
+
+def test_softmax_keeps_exp_in_its_output_row() -> None:
+    """exp(x - max) goes to the output in the sum's sweep and is scaled there in place (the
+    output's cache lines load while exp computes), not to a per-task buffer; numbers unchanged."""
+    sp, _ = chain_stages(lambda x: op.nn.softmax(x), [(64, 1000)])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    program = Program("sm", sp.buffers, sp.inputs, sp.outputs, [])
+    text = targets.render_source(replace(program, kernels=[default_plan(kernel, sp.buffers, HW)]), "llvm", "sm")
+    (out,) = sp.outputs
+    assert not any(line.strip().startswith("h_") for line in text.splitlines())   # no per-task row buffer
+    assert f"= b_{out}[" in text   # the output row is read back (exp) before its final store
+    x = (3 * np.random.default_rng(0).standard_normal((64, 1000)) + 2).astype("float32")
+    (got,) = run_prim_func(targets.parse_source(text), [x], target=HOST)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
