@@ -135,9 +135,10 @@ def test_only_loops_over_bool_lanes_are_unrolled() -> None:
     assert "T.vectorized" not in source("where", sp, kernel)
 
 
-def test_softmax_keeps_exp_in_its_output_row() -> None:
+def test_softmax_keeps_exp_in_its_output_row_and_prefetches_the_next_row() -> None:
     """exp(x - max) goes to the output in the sum's sweep and is scaled there in place (the
-    output's cache lines load while exp computes), not to a per-task buffer; numbers unchanged."""
+    output's cache lines load while exp computes), not to a per-task buffer; the last sweep
+    prefetches the next row's input; numbers unchanged."""
     sp, _ = chain_stages(lambda x: op.nn.softmax(x), [(64, 1000)])
     kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
     program = Program("sm", sp.buffers, sp.inputs, sp.outputs, [])
@@ -145,7 +146,19 @@ def test_softmax_keeps_exp_in_its_output_row() -> None:
     (out,) = sp.outputs
     assert not any(line.strip().startswith("h_") for line in text.splitlines())   # no per-task row buffer
     assert f"= b_{out}[" in text   # the output row is read back (exp) before its final store
+    (x_name,) = sp.inputs   # the last sweep prefetches the next row's input, one line per vector
+    assert text.count("llvm.prefetch") == 1 and f"T.address_of(b_{x_name}[T.min(" in text
     x = (3 * np.random.default_rng(0).standard_normal((64, 1000)) + 2).astype("float32")
     (got,) = run_prim_func(targets.parse_source(text), [x], target=HOST)
     e = np.exp(x - x.max(axis=1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+def test_a_single_sweep_has_nothing_to_prefetch() -> None:
+    """One sweep per row (a mean) streams: the hardware prefetcher follows it unaided."""
+    sp, _ = chain_stages(lambda x: op.mean(x, axis=[1], keepdims=True), [(64, 1024)])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    program = Program("m", sp.buffers, sp.inputs, sp.outputs, [])
+    plan = default_plan(kernel, sp.buffers, HW)
+    assert plan.strategy.kind == "row"
+    assert "prefetch" not in targets.render_source(replace(program, kernels=[plan]), "llvm", "m")
