@@ -8,6 +8,8 @@ kernel is a cluster whose caption is its parallel strategy.  Pure text: renderin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .program import (Buffer, Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Slice, Store,
                       Sync, dtype_bytes, instr_text, slice_footprint)
 
@@ -62,7 +64,7 @@ def _value_bytes(kernel: Kernel, name: str) -> int:
     return count * dtype_bytes(val.dtype)
 
 
-def _slice_label(sl: Slice, kernel: Kernel, buffers: dict[str, Buffer]) -> str:
+def _slice_label(sl: Slice, kernel: Kernel, buffers: Mapping[str, Buffer]) -> str:
     return f"{sl.text()}\n{human_bytes(slice_footprint(sl, kernel.axes, buffers, kernel.values))}"
 
 
