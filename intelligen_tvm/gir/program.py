@@ -284,27 +284,43 @@ def _freeze(obj: object, **convert) -> None:
         object.__setattr__(obj, name, fn(getattr(obj, name)))
 
 
+def instr_op(ins: Instr) -> str:
+    """The instruction's operation name: one naming for the text form and the pictures."""
+    if isinstance(ins, Load):
+        return f"move.{ins.level.value}->reg"
+    if isinstance(ins, Store):
+        return f"move.reg->{ins.level.value}"
+    if isinstance(ins, Compute):
+        return f"{ins.kind}.{ins.op}"
+    if isinstance(ins, Reduce):
+        return f"reduce.{ins.op}.{ins.scope.value}"
+    if isinstance(ins, Sync):
+        return f"sync.{ins.level.value}"
+    if isinstance(ins, Identity):
+        return "identity"
+    raise TypeError(ins)
+
+
 def instr_text(ins: Instr, values: Mapping[str, Value]) -> str:
     def v(name: str) -> str:
         val = values.get(name)
         axes = ",".join(sorted(val.axes)) if val else "?"
         return f"%{name}:{val.dtype if val else '?'}<{axes}>"
 
+    op = instr_op(ins)
     if isinstance(ins, Load):
-        return f"{v(ins.dst)} = move.{ins.level.value}->reg {ins.src.text()}"
+        return f"{v(ins.dst)} = {op} {ins.src.text()}"
     if isinstance(ins, Store):
-        return f"move.reg->{ins.level.value} {ins.dst.text()} = %{ins.src}"
+        return f"{op} {ins.dst.text()} = %{ins.src}"
     if isinstance(ins, Compute):
         args = ", ".join(f"%{a}" if isinstance(a, str) else to_text(a) for a in ins.args)
-        return f"{v(ins.dst)} = {ins.kind}.{ins.op}({args})"
+        return f"{v(ins.dst)} = {op}({args})"
     if isinstance(ins, Reduce):
         src = f"%{ins.src}" if ins.shift is None else f"exp(%{ins.src} - online %{ins.shift})"
-        return f"{v(ins.dst)} = reduce.{ins.op}.{ins.scope.value}({src}, init={to_text(ins.init)})"
-    if isinstance(ins, Sync):
-        return f"sync.{ins.level.value}"
+        return f"{v(ins.dst)} = {op}({src}, init={to_text(ins.init)})"
     if isinstance(ins, Identity):
-        return f"identity {ins.dst} = view {ins.src.text()}"
-    raise TypeError(ins)
+        return f"{op} {ins.dst} = view {ins.src.text()}"
+    return op
 
 
 def _value_refs(expr: Expr) -> list[ValueRef]:
