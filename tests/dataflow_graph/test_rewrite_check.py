@@ -26,7 +26,8 @@ def test_suite_regions_pass_every_stage(case: str, target, monkeypatch) -> None:
     stage = RewriteCheck.stage
     monkeypatch.setattr(RewriteCheck, "stage", lambda self, name, program: (seen.append(name), stage(self, name, program)))
     plan_region(stages, "r", target)
-    assert seen == ["fuse", "forward_stores", "eliminate_dead_stores", "eliminate_dead_values", "plan"]
+    assert seen == ["fuse", "forward_stores", "eliminate_common_subexpressions", "eliminate_dead_stores",
+                    "eliminate_dead_values", "plan"]
 
 
 _FORWARD_STORES = rewrites.forward_stores
