@@ -66,6 +66,7 @@ import intelligen_tvm
 from intelligen_tvm import suite
 from intelligen_tvm.benchmark import report, timing
 from intelligen_tvm.benchmark.torch_cases import torch_function
+from intelligen_tvm.cost_model.target_kinds import device_kind
 from intelligen_tvm.cost_model.bundle_runner import device_name
 from intelligen_tvm.progress import progress
 from intelligen_tvm.region import shipped_model
@@ -353,7 +354,7 @@ def measure(case: Case, args: argparse.Namespace, target: tvm.target.Target, wor
 
 
 def worker(args: argparse.Namespace) -> int:
-    dev = tvm.cpu(0) if args.target == "llvm" else tvm.cuda(0)
+    dev = tvm.device(device_kind(args.target), 0)
     case = Case.load(args.case_dir, dev)
     target = make_target(args.target, dev, args.threads)
     row = run_contestant(case, args.worker, args, target, args.case_dir)
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None, prog: str = "python scripts/compare.py")
 def run(args: argparse.Namespace, command: str) -> int:
     """The comparison; `command` is recorded with the results (how to make them again)."""
     commit = git_commit()  # before anything runs: what the numbers were measured with
-    dev = tvm.cpu(0) if args.target == "llvm" else tvm.cuda(0)
+    dev = tvm.device(device_kind(args.target), 0)
     if not dev.exist:
         print(f"error: --target {args.target} needs a {args.target} device and none exists here", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ is a rename of its uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..gir import expr as E
@@ -116,10 +117,17 @@ def check_no_intermediate_reads(kernel: Kernel, inputs: list[str]) -> None:
             raise Unsupported(f"{ins.src.buffer} is re-read at another index than written (needs a second kernel)")
 
 
-def monotonic_rewrites(kernel: Kernel, inputs: list[str], outputs: list[str]) -> Kernel:
-    kernel = forward_stores(kernel)
-    kernel = eliminate_common_subexpressions(kernel)
-    kernel = eliminate_dead_stores(kernel, outputs)
-    kernel = eliminate_dead_values(kernel)
+def monotonic_rewrites(kernel: Kernel, inputs: list[str], outputs: list[str],
+                       after_stage: Callable[[str, Kernel], None] | None = None) -> Kernel:
+    """The monotonic stages in order; `after_stage` sees each stage's name and result (the
+    planner's rewrite check, see rewrite_check.py)."""
+    stages = (("forward_stores", forward_stores),
+              ("eliminate_common_subexpressions", eliminate_common_subexpressions),
+              ("eliminate_dead_stores", lambda k: eliminate_dead_stores(k, outputs)),
+              ("eliminate_dead_values", eliminate_dead_values))
+    for name, rewrite in stages:
+        kernel = rewrite(kernel)
+        if after_stage is not None:
+            after_stage(name, kernel)
     check_no_intermediate_reads(kernel, inputs)
     return kernel

@@ -80,9 +80,9 @@ def test_dead_values_are_dropped() -> None:
     k = eliminate_dead_stores(forward_stores(build_kernel(sp, "k")[0]), sp.outputs)
     x = _loads(k)[0].dst
     # an unused load, and a chain of computations nobody reads
-    k.instrs[1:1] = [Load("unused_x", _loads(k)[0].src), Compute("dead1", "exp", (x,)),
-                     Compute("dead2", "neg", ("dead1",))]
-    k.values.update({n: replace(k.values[x], name=n) for n in ("unused_x", "dead1", "dead2")})
+    dead = [Load("unused_x", _loads(k)[0].src), Compute("dead1", "exp", (x,)), Compute("dead2", "neg", ("dead1",))]
+    k = replace(k, instrs=(k.instrs[0], *dead, *k.instrs[1:]),
+                values={**k.values, **{n: replace(k.values[x], name=n) for n in ("unused_x", "dead1", "dead2")}})
     live = eliminate_dead_values(k)
     assert {"unused_x", "dead1", "dead2"}.isdisjoint(w for i in live.instrs for w in i.writes)
     assert {"unused_x", "dead1", "dead2"}.isdisjoint(live.values)
