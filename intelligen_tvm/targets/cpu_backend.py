@@ -29,7 +29,8 @@ from ..gir import expr as E
 from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, dtype_bytes, numel
 from ..gir.symbolic import is_symbolic
 from . import cpu_math
-from .render import ExprPrinter, _coords, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text, slice_text
+from .geometry import coords
+from .render import ExprPrinter, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text, slice_text
 
 call_text = ExprPrinter.call   # (op, dtype, argument texts) -> TIR text
 CACHE_LINE_BYTES = 64          # x86-64 and the common Arm cores
@@ -216,7 +217,7 @@ class CpuKernelRenderer:
         step = v * k
         full = n // step
         row = f"(t * {s.rows_per_group} + r)"
-        outer = _coords(self.kernel.outer, row)
+        outer = coords(self.kernel.outer, row)
         per_row = Ctx("0", "0", "0", outer)
         lines = self._block(sweeps.before, per_row)
         for sweep in sweeps.passes:
@@ -224,7 +225,7 @@ class CpuKernelRenderer:
                 lines += _loop(f"for j in {self._lanes([red])}({step}):",
                                [f"{self._accumulator(red, Ctx('j', '', '', {}))} = {const_text(red.init)}"])
             base = f"((st * {k} + kk) * {v})"
-            main = Ctx(f"kk * {v} + vv", f"{base} + vv", "0", outer | _coords(self.kernel.row, base, "vv"))
+            main = Ctx(f"kk * {v} + vv", f"{base} + vv", "0", outer | coords(self.kernel.row, base, "vv"))
             body = self._block(sweep.sweep, main)
             ahead = self._prefetch_next_row(sweeps, row, base) if sweep is sweeps.passes[-1] else []
             if full:
@@ -232,7 +233,7 @@ class CpuKernelRenderer:
                     f"for vv in {self._lanes(sweep.sweep)}({v}):", body)))
             if n % step:
                 pos = f"({full * step} + e)"
-                tail = Ctx("e", pos, "0", outer | _coords(self.kernel.row, pos))
+                tail = Ctx("e", pos, "0", outer | coords(self.kernel.row, pos))
                 lines += _loop(f"for e in T.serial({n % step}):", self._block(sweep.sweep, tail))
             for red in sweep.reduces:
                 lines += self._fold(red)
@@ -259,7 +260,7 @@ class CpuKernelRenderer:
             per_line = max(1, CACHE_LINE_BYTES // elem)
             nxt = f"T.min({row} + 1, {s.outer_size - 1})"
             for lane in range(0, s.vector, per_line):
-                axes = _coords(self.kernel.outer, nxt) | _coords(self.kernel.row, f"({base} + {lane})")
+                axes = coords(self.kernel.outer, nxt) | coords(self.kernel.row, f"({base} + {lane})")
                 address = self._slice_text(ld.src, ExprPrinter(axes, {}))
                 lines.append(f'T.evaluate(T.call_llvm_intrin("void", "llvm.prefetch.p0", T.address_of({address}), 0, 3, 1))')
         return lines
@@ -313,7 +314,7 @@ class CpuKernelRenderer:
         sweeps = sweeps_of(self.kernel)
         self.held = sweeps.held
         base = f"(t * {block} + j * {v})"
-        outer = _coords(self.kernel.outer, base, "vv")
+        outer = coords(self.kernel.outer, base, "vv")
         guard = None if s.groups * block == s.outer_size else f"{base} < {s.outer_size}"
 
         def over_block(instrs, ctx: Ctx) -> list[str]:
@@ -326,7 +327,7 @@ class CpuKernelRenderer:
             for red in sweep.reduces:
                 lines += _loop(f"for j in {self._lanes([red])}({block}):",
                                [f"{self._accumulator(red, Ctx('', '', 'j', {}))} = {const_text(red.init)}"])
-            ctx = Ctx("vv", f"nn * {block} + j * {v} + vv", f"j * {v} + vv", outer | _coords(self.kernel.row, "nn"))
+            ctx = Ctx("vv", f"nn * {block} + j * {v} + vv", f"j * {v} + vv", outer | coords(self.kernel.row, "nn"))
             lines += _loop(f"for nn in T.serial({self.n}):", over_block(sweep.sweep, ctx))
             lines += over_block(sweep.after, per())
         return lines
@@ -340,7 +341,7 @@ class CpuKernelRenderer:
         base = f"(((t * {steps} + st) * {k} + kk) * {v})"
         # a vector may cross the boundaries of fused axes: coordinates of each lane's element
         # (TVM's simplifier folds them back into one contiguous index)
-        ctx = Ctx(f"kk * {v} + vv", "", "", _coords(self.kernel.outer, f"({base} + vv)"))
+        ctx = Ctx(f"kk * {v} + vv", "", "", coords(self.kernel.outer, f"({base} + vv)"))
         body = self._block(self.kernel.instrs, ctx)
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
         return _loop(f"for st in T.serial({steps}):",
@@ -354,17 +355,17 @@ class CpuKernelRenderer:
         step = v * k
         full = n // step
         row = f"(t * {s.rows_per_group} + r)"
-        outer = _coords(self.kernel.outer[:-s.row_axes], row)
+        outer = coords(self.kernel.outer[:-s.row_axes], row)
         inner = self.kernel.outer[-s.row_axes:]
         base = f"((st * {k} + kk) * {v})"
         lines = []
         if full:
-            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | _coords(inner, f"({base} + vv)")))
+            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | coords(inner, f"({base} + vv)")))
             lines += _loop(f"for st in T.serial({full}):",
                            _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self._lanes(self.kernel.instrs)}({v}):", body)))
         if n % step:
             pos = f"({full * step} + e)"
-            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | _coords(inner, pos))))
+            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | coords(inner, pos))))
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
         return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
 
@@ -376,21 +377,21 @@ class CpuKernelRenderer:
         na, nb = -(-axes[a] // tile), -(-axes[b] // tile)
         rest = tuple(ax for ax in self.kernel.outer if ax.name not in (a, b))
         ta, tb = f"(t // {nb} % {na} * {tile})", f"(t % {nb} * {tile})"
-        common = _coords(rest, f"(t // {na * nb})")
+        common = coords(rest, f"(t // {na * nb})")
         cut = next(i for i, ins in enumerate(self.kernel.instrs) if isinstance(ins, Sync))
         phases = [(self.kernel.instrs[:cut], {a: f"({ta} + vv)", b: f"({tb} + i)"}),
                   (self.kernel.instrs[cut + 1:], {a: f"({ta} + i)", b: f"({tb} + vv)"})]
         ragged = axes[a] % tile or axes[b] % tile
         full = f"{ta} + {tile} <= {axes[a]} and {tb} + {tile} <= {axes[b]}"
         lines = []
-        for instrs, coords in phases:
-            ctx = Ctx("vv", "", "", common | coords)
+        for instrs, placed in phases:
+            ctx = Ctx("vv", "", "", common | placed)
             body = self._block(instrs, ctx)
             fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in {self._lanes(instrs)}({tile}):", body))
             if not ragged:
                 lines += fast
                 continue
-            inside = f"{coords[a]} < {axes[a]} and {coords[b]} < {axes[b]}"
+            inside = f"{placed[a]} < {axes[a]} and {placed[b]} < {axes[b]}"
             edge = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in T.serial({tile}):", _guard(inside, body)))
             lines += [f"if {full}:"] + _indent(fast) + ["else:"] + _indent(edge)
         return lines

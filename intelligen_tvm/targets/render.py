@@ -17,8 +17,9 @@ from typing import ClassVar, Protocol
 
 from ..gir import expr as E
 from ..gir.program import Compute, Identity, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
-from ..gir.strategy import ParallelStrategy, PlanFamily
+from ..gir.strategy import ParallelStrategy
 from ..gir.symbolic import GENERATED_NAMES, symbols_of
+from .geometry import geometry_of
 
 SYNC = object()   # marker between phases
 
@@ -140,114 +141,24 @@ class ExprPrinter(E.Printer):
         return f'T.Cast("int32", {text})' if needs_cast else text
 
 
-def _coords(axes, flat: str, plus: str = "") -> dict[str, str]:
-    """Coordinates of a row-major flattened index; `plus` is added to the innermost axis
-    (the vector lane), which never crosses it because the vector width divides it."""
-    out: dict[str, str] = {}
-    stride = 1
-    for i, ax in enumerate(reversed(axes)):
-        inner = f"({flat} // {stride})" if stride > 1 else flat
-        outermost = i == len(axes) - 1
-        text = inner if outermost else f"({inner} % {ax.extent})"
-        if i == 0 and plus:
-            text = f"({text} + {plus})"
-        out[ax.name] = text
-        stride *= ax.extent
-    return out
-
-
 class KernelRenderer:
     def __init__(self, program: Program, kernel: Kernel, dialect: Dialect):
         self.program, self.kernel, self.d = program, kernel, dialect
         self.s: ParallelStrategy = kernel.strategy
+        self.geo = geometry_of(kernel)
         self.row_axes = {a.name for a in kernel.row}
         self.allocs: list[str] = []
         self.segments: list = [[]]
         self._sram = 0
         self.load_side = True   # tile plan: before the first barrier lanes follow the load
 
-    # ---- thread geometry -------------------------------------------------------------
-    def _tid(self) -> str:
-        return f"(u * {self.s.lanes} + l)"
-
-    def _t(self) -> str:
-        s = self.s
-        if s.kind is PlanFamily.COLUMN:
-            return "u"
-        return self._tid() if s.rows_per_group == 1 else f"({self._tid()} % {s.threads_per_row})"
-
-    def _row(self) -> str:
-        s = self.s
-        if s.kind is PlanFamily.COLUMN:
-            return f"(g * {s.lanes} + l)"
-        if s.kind is PlanFamily.FLAT:
-            return f"((((g * {s.units} + u) * {s.lanes} + l)) * {s.vector})"
-        return f"(g * {s.rows_per_group} + {self._tid()} // {s.threads_per_row})" if s.rows_per_group > 1 else "g"
-
-    def _n_base(self, c: str) -> str:
-        s = self.s
-        step = f"(st * {s.chunks} + {c})" if s.streams else c
-        return f"((({step}) * {s.threads_per_row} + {self._t()}) * {s.vector})"
-
-    def _row_valid(self) -> str | None:
-        s = self.s
-        if s.kind is PlanFamily.TILE:
-            axes, text = self.kernel.axes, self._axis_text()
-            conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % s.lanes]
-            return " and ".join(conds) or None
-        if s.kind is PlanFamily.FLAT:
-            return None if s.groups * s.units * s.lanes * s.vector == s.outer_size else f"{self._row()} < {s.outer_size}"
-        return None if s.groups * s.rows_per_group == s.outer_size else f"{self._row()} < {s.outer_size}"
-
-    def _n_valid(self, c: str) -> str | None:
-        s = self.s
-        if s.kind in (PlanFamily.FLAT, PlanFamily.TILE) or s.serial * s.chunks * s.threads_per_row * s.vector == s.row_size:
-            return None
-        return f"{self._n_base(c)} + v < {s.row_size}"
-
-    def _tile_axis_text(self) -> dict[str, str]:
-        """g -> (other axes, tile of a, tile of b); lanes follow a before the barrier
-        (coalesced load) and b after it (coalesced store)."""
-        s = self.s
-        a, b = s.tile_axes
-        axes = self.kernel.axes
-        tile = s.lanes
-        na, nb = -(-axes[a] // tile), -(-axes[b] // tile)
-        along, across = ("l", f"(u + {s.units} * c)")
-        a_off, b_off = (along, across) if self.load_side else (across, along)
-        out = {a: f"((g // {nb}) % {na} * {tile} + {a_off})", b: f"(g % {nb} * {tile} + {b_off})"}
-        rest = tuple(ax for ax in self.kernel.outer if ax.name not in (a, b))
-        return out | _coords(rest, f"(g // {na * nb})")
-
-    def _axis_text(self) -> dict[str, str]:
-        """Region axes as int32 (GIR index arithmetic is int32): with symbolic extents the
-        coordinates are computed in int64 (the shape variables' type) and cast back."""
-        s = self.s
-        if s.kind is PlanFamily.TILE:
-            out = self._tile_axis_text()
-        elif s.kind is PlanFamily.FLAT:
-            out = _coords(self.kernel.outer, self._row(), "v" if s.vector > 1 else "")
-        else:
-            out = _coords(self.kernel.outer, self._row())
-            if self.kernel.row:
-                out |= _coords(self.kernel.row, self._n_base("c"), "v" if s.vector > 1 else "")
-        if symbols_of(self.kernel.axes.values()):
-            out = {name: f'T.Cast("int32", {text})' for name, text in out.items()}
-        return out
-
     # ---- values ----------------------------------------------------------------------
-    def _is_row(self, name: str) -> bool:
-        return self.s.kind in (PlanFamily.FLAT, PlanFamily.TILE) or bool(self.kernel.values[name].axes & self.row_axes)
-
     def _ref(self, name: str, elem: str) -> str:
-        return self.d.reg(name, elem if self._is_row(name) else "0")
-
-    def _elem(self) -> str:
-        return "v" if self.s.kind is PlanFamily.FLAT else "c * %d + v" % self.s.vector
+        return self.d.reg(name, elem if self.geo.is_row(name) else "0")
 
     def _printer(self, elem: str) -> ExprPrinter:
         refs = {n: self._ref(n, elem) for n in self.kernel.values}
-        return ExprPrinter(self._axis_text(), refs)
+        return ExprPrinter(self.geo.axis_text(self.load_side), refs)
 
     def _emit(self, lines: list[str]) -> None:
         self.segments[-1].extend(lines)
@@ -268,7 +179,7 @@ class KernelRenderer:
         s = self.s
         vkind = "T.vectorized" if vectorize and s.vector > 1 else "T.unroll"
         inner = [f"for v in {vkind}({s.vector}):"] + ["    " + b for b in self._guard(list(conds), body)]
-        if s.kind is PlanFamily.FLAT:
+        if not self.geo.chunked:
             return inner
         chunk_loop = "T.unroll" if s.unroll else "T.serial"
         return [f"for c in {chunk_loop}({s.chunks}):"] + ["    " + b for b in inner]
@@ -285,42 +196,42 @@ class KernelRenderer:
         elif isinstance(ins, Store):
             self._store(ins)
         elif isinstance(ins, Compute):
-            p = self._printer(self._elem())
+            p = self._printer(self.geo.elem())
             val = self.kernel.values[ins.dst]
             args = [p.value_text[a] if isinstance(a, str) else p(a) for a in ins.args]
-            line = f"{self._ref(ins.dst, self._elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
+            line = f"{self._ref(ins.dst, self.geo.elem())} = {ExprPrinter.call(ins.op, val.dtype, args)}"
             dtypes = [val.dtype] + [self.kernel.values[a].dtype if isinstance(a, str) else a.dtype for a in ins.args]
             vec = vector_safe(ins.op, dtypes)
             # Lanes past the end hold no data: an integer division there may divide by zero (a trap on a CPU).
             traps = ins.op in ("div", "floordiv", "floormod") and not val.dtype.startswith("float")
-            conds = [self._row_valid(), self._n_valid("c") if self._is_row(ins.dst) else None] if traps else []
-            self._emit(self._row_loop([line], vec, conds) if self._is_row(ins.dst) else self._guard(conds, [line]))
+            conds = [self.geo.row_valid(self.load_side), self.geo.n_valid("c") if self.geo.is_row(ins.dst) else None] if traps else []
+            self._emit(self._row_loop([line], vec, conds) if self.geo.is_row(ins.dst) else self._guard(conds, [line]))
         elif isinstance(ins, Reduce):
             self._reduce(ins)
         else:
             raise TypeError(ins)
 
     def _load(self, ins: Load) -> None:
-        p = self._printer(self._elem())
+        p = self._printer(self.geo.elem())
         src = self._slice_text(ins.src, p)
         dtype = self.kernel.values[ins.dst].dtype
         if ins.src.predicate is not None:
             src = f"T.if_then_else({p(ins.src.predicate)}, {src}, T.Cast(\"{dtype}\", 0))"
-        line = f"{self._ref(ins.dst, self._elem())} = {src}"
-        if self._is_row(ins.dst):
-            self._emit(self._row_loop([line], dtype != "bool", [self._row_valid(), self._n_valid("c")]))
+        line = f"{self._ref(ins.dst, self.geo.elem())} = {src}"
+        if self.geo.is_row(ins.dst):
+            self._emit(self._row_loop([line], dtype != "bool", [self.geo.row_valid(self.load_side), self.geo.n_valid("c")]))
         else:
-            self._emit(self._guard([self._row_valid()], [line]))
+            self._emit(self._guard([self.geo.row_valid(self.load_side)], [line]))
 
     def _store(self, ins: Store) -> None:
-        p = self._printer(self._elem())
+        p = self._printer(self.geo.elem())
         dst = self._slice_text(ins.dst, p)
-        line = f"{dst} = {self._ref(ins.src, self._elem())}"
-        if self._is_row(ins.src) or ins.dst.axes() & self.row_axes:
+        line = f"{dst} = {self._ref(ins.src, self.geo.elem())}"
+        if self.geo.is_row(ins.src) or ins.dst.axes() & self.row_axes:
             vec = self.kernel.values[ins.src].dtype != "bool"
-            self._emit(self._row_loop([line], vec, [self._row_valid(), self._n_valid("c")]))
+            self._emit(self._row_loop([line], vec, [self.geo.row_valid(self.load_side), self.geo.n_valid("c")]))
         else:
-            self._emit(self._guard([self._row_valid(), f"{self._t()} == 0"], [line]))
+            self._emit(self._guard([self.geo.row_valid(self.load_side), f"{self.geo.t()} == 0"], [line]))
 
     def _slice_text(self, sl, p: ExprPrinter) -> str:
         return slice_text(self.kernel, sl, p)
@@ -333,15 +244,15 @@ class KernelRenderer:
     def _accumulate(self, ins: Reduce) -> None:
         """Fold this lane's elements of the row into its accumulator."""
         acc = self.d.reg(ins.dst, "0")
-        src = self._ref(ins.src, self._elem())
+        src = self._ref(ins.src, self.geo.elem())
         if ins.shift is not None:   # online sum: relative to the max accumulated so far
             src = f"T.exp({src} - {self.d.reg(ins.shift, '0')})"
-        self._emit(self._row_loop([f"{acc} = {combine_text(ins.op, acc, src)}"], False, [self._n_valid("c")]))
+        self._emit(self._row_loop([f"{acc} = {combine_text(ins.op, acc, src)}"], False, [self.geo.n_valid("c")]))
 
     def _combine(self, ins: Reduce) -> None:
         """Combine the accumulators of the threads sharing a row: lanes of a unit, then units."""
         s = self.s
-        if s.kind is PlanFamily.COLUMN:
+        if self.geo.units_split_rows:
             self._cross_units(ins, f"u * {s.lanes} + l", "l", f"w * {s.lanes} + l")
             return
         width = min(s.threads_per_row, s.lanes)
@@ -374,7 +285,7 @@ class KernelRenderer:
         """The kernel's launch: thread nest, allocations and instructions."""
         s = self.s
         for name, val in self.kernel.values.items():
-            self.allocs.append(self.d.reg_alloc(name, s.per_lane if self._is_row(name) else 1, val.dtype, s))
+            self.allocs.append(self.d.reg_alloc(name, s.per_lane if self.geo.is_row(name) else 1, val.dtype, s))
         for red in self.kernel.instrs:
             if isinstance(red, Reduce) and red.shift is not None and s.streams:
                 self.allocs.append(self.d.reg_alloc(f"{red.dst}_prev_max", 1, self.kernel.values[red.dst].dtype, s))
@@ -455,6 +366,5 @@ def render_program(program: Program, dialect: Dialect, func_name: str) -> str:
     (workspaces between kernels) its global allocations, its kernels launched in order."""
     lines = prim_func_header(program, func_name)
     for kernel in program.kernels:
-        assert kernel.strategy.kind is not PlanFamily.SPLIT_ROW, "expand a split_row kernel into its phases first (split_row.py)"
         lines += ["        " + b for b in KernelRenderer(program, kernel, dialect).body()]
     return "\n".join(lines) + "\n"
