@@ -182,13 +182,25 @@ def level_of_all(ins: Instr, level: dict[str, int]) -> int:
     return max((level[w] for w in ins.writes), default=reduce_level(ins, level))
 
 
+_RECOMPUTE: dict[str, Callable[[Instr], bool]] = {
+    "streamed": lambda ins: True, "reload": lambda ins: isinstance(ins, Load), "held": lambda ins: False}
+_SWEEPS: dict[tuple, CpuSweeps] = {}
+
+
 def sweeps_of(kernel: Kernel) -> CpuSweeps:
     """The sweeps a planned CPU kernel runs: streamed rows recompute everything, held rows
-    recompute only (with `reload`) their input loads."""
+    recompute only (with `reload`) their input loads.  Every candidate of a region has the
+    same instructions and one of three modes, so the sweeps are placed once per (instructions,
+    mode) and shared (ranking a region's candidates asked for them hundreds of times)."""
     s: CpuStrategy = kernel.strategy
-    if not s.held:
-        return cpu_sweeps(kernel, lambda ins: True)
-    return cpu_sweeps(kernel, lambda ins: s.reload and isinstance(ins, Load))
+    mode = "streamed" if not s.held else "reload" if s.reload else "held"
+    key = (kernel.instrs, tuple(a.name for a in kernel.row), mode)
+    found = _SWEEPS.get(key)
+    if found is None:
+        if len(_SWEEPS) >= 4096:
+            _SWEEPS.clear()
+        found = _SWEEPS[key] = cpu_sweeps(kernel, _RECOMPUTE[mode])
+    return found
 
 
 def held_bytes(kernel: Kernel) -> int:
@@ -199,7 +211,7 @@ def held_bytes(kernel: Kernel) -> int:
         return 0
     sweeps = sweeps_of(kernel)
     reread = {i.dst for i in kernel.instrs if isinstance(i, Load)
-              and sum(any(j is i for j in p.sweep) for p in sweeps.passes) > 1}
+              and sum(i in p.sweep for p in sweeps.passes) > 1}   # by value: sweeps are shared
     width = s.rows_per_group if s.kind == "column" else 1
     return sum(dtype_bytes(kernel.values[v].dtype) * s.row_size * width for v in sweeps.held | reread)
 
