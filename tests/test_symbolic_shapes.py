@@ -193,3 +193,61 @@ def test_dynamic_cuda_kernel_emulated_at_every_size(name, build, inputs_at, stre
         inputs = [3 * a + 2 for a in inputs_at(rng, batch, seq)]   # not N(0, 1) (the mask stays a mask: 2 or -3e4)
         got, want = emulated.run(inputs)
         check_outputs([got], [want], 1e-4, 1e-4 * float(np.abs(want).max()), what=f"{name} at {batch}x{seq}")
+
+
+def _region_calls(mod: tvm.IRModule) -> dict[str, tuple[list, relax.Var]]:
+    """Every intelligen region call_tir of `main`: name -> (argument exprs, bound output var)."""
+    calls = {}
+    for block in mod["main"].body.blocks:
+        for b in block.bindings:
+            v = b.value
+            if isinstance(v, relax.Call) and v.op == tvm.ir.Op.get("relax.call_tir") \
+                    and v.args[0].name_hint.startswith("intelligen_region"):
+                calls[v.args[0].name_hint] = (list(v.args[1].fields), b.var)
+    return calls
+
+
+def _also_returning(mod: tvm.IRModule, values: list[relax.Var]) -> tvm.IRModule:
+    """`mod` whose main returns (its result, *values): intermediate tensors made visible."""
+    f = mod["main"]
+    blocks = list(f.body.blocks)
+    outs = [relax.Var(f"probe{k}", v.ty) for k, v in enumerate(values)]
+    blocks[-1] = relax.DataflowBlock(list(blocks[-1].bindings) + [relax.VarBinding(o, v) for o, v in zip(outs, values)])
+    body = relax.SeqExpr(blocks, relax.Tuple([f.body.body, *outs]))
+    out = tvm.IRModule({gv: fn for gv, fn in mod.functions.items() if gv.name_hint != "main"})
+    out["main"] = relax.Function(f.params, body, relax.TupleType([f.body.body.ty, *[o.ty for o in outs]]),
+                                 attrs=f.attrs)
+    return relax.transform.Normalize()(out)
+
+
+@pytest.mark.slow
+def test_dynamic_bert_layer_cuda_regions_emulated_at_every_size():
+    """Every region the dynamic BERT layer's CUDA build takes runs emulated (the exact source, one
+    build for every size) on the layer's own intermediate tensors at 1x1, 2x7 and 3x33, and matches
+    TVM's default llvm build of the same module, whose layer output matches onnx.reference."""
+    from intelligen_tvm import suite
+    from intelligen_tvm.relax_integration import apply_regions, prepare
+    from tests.targets.cuda_emulation import check_outputs, compile_cuda, emulate
+
+    model = suite.bert_encoder_layer(small=True, dynamic=True)
+    mod = intelligen_tvm.from_onnx(model)
+    with tvm.target.Target(CUDA) as target:
+        prepared = prepare(mod)
+        calls = _region_calls(apply_regions(prepared, target)[0])
+    build = compile_cuda(mod)
+    assert sorted(calls) == sorted(h for h in build.hosts if h.startswith("intelligen_region")) and len(calls) >= 8
+    values = [a for args, _ in calls.values() for a in args if isinstance(a, relax.Var)] + [o for _, o in calls.values()]
+    probe = testing.build(_also_returning(prepared, values), LLVM, "default")
+    rng = np.random.default_rng(0)
+    for batch, seq in SIZES:
+        x = (3 * rng.standard_normal((batch, seq, 64)) + 2).astype("float32")
+        mask = np.where(rng.random((batch, 1, 1, seq)) < 0.2, -1e4, 0).astype("float32")
+        layer, *arrays = testing.run(probe, tvm.target.Target(LLVM), [x, mask])
+        testing.assert_close([layer], testing.reference_outputs(model, [x, mask]), 1e-4, 1e-4, what="llvm layer")
+        by_var = {v.__hash__(): a for v, a in zip(values, arrays)}
+        for name, (args, out) in calls.items():
+            inputs = [by_var[a.__hash__()] if isinstance(a, relax.Var) else a.value.numpy() for a in args]
+            (got,) = emulate(build, name).run(inputs)
+            want = by_var[out.__hash__()]
+            check_outputs([got.reshape(want.shape)], [want], 1e-4, 1e-4 * float(np.abs(want).max()) + 1e-6,
+                          what=f"{name} at {batch}x{seq}")

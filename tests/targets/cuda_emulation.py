@@ -195,6 +195,27 @@ def prepare_source(source: str) -> str:
     return _SHARED.sub(lambda m: f"CUDA_EMU_SHARED({m.group(1)}, {m.group(2)}, {m.group(3)});", out)
 
 
+def only_kernels(source: str, names: set[str]) -> str:
+    """`source` without the kernels (declarations and definitions) not in `names`: a module's
+    other kernels (TVM's own matmuls) need not build under the emulation header."""
+    out, pos = [], 0
+    for m in re.finditer(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', source):
+        if m.start() < pos or m.group(1) in names:
+            continue
+        end = source.index(")", m.end()) + 1
+        while source[end] == " ":
+            end += 1
+        if source[end] == "{":
+            depth = 0
+            for end in range(end, len(source)):
+                depth += {"{": 1, "}": -1}.get(source[end], 0)
+                if depth == 0:
+                    break
+        out.append(source[pos:m.start()])
+        pos = end + 1
+    return "".join(out) + source[pos:]
+
+
 def kernel_signatures(source: str) -> dict[str, tuple[int, list[str]]]:
     """Kernel name -> (launch bound, type of every parameter: `float*`, or a scalar's `int64_t`)."""
     out = {}
@@ -220,6 +241,7 @@ def driver_source(source: str, host: HostFunc, n_outputs: int) -> str:
     n_in = len(host.params) - n_outputs
     values = iter(range(len(run_time_values(host))))
     buffers = {b.name for b in (*host.params, *host.workspaces)}
+    source = only_kernels(source, {ln.kernel for ln in host.launches})
     lines = ['#include "cuda_emu.h"', prepare_source(source), "#include <fstream>", "#include <string>", "",
              "static void io(void* p, long bytes, const std::string& path, bool out) {",
              "  if (out) { std::ofstream(path, std::ios::binary).write((const char*)p, bytes); return; }",
