@@ -251,3 +251,30 @@ def test_dynamic_bert_layer_cuda_regions_emulated_at_every_size():
             want = by_var[out.__hash__()]
             check_outputs([got.reshape(want.shape)], [want], 1e-4, 1e-4 * float(np.abs(want).max()) + 1e-6,
                           what=f"{name} at {batch}x{seq}")
+
+
+def test_dynamic_bert_layer_takes_every_memory_intensive_region():
+    """With symbolic batch and seq the layer splits into the same regions as with static shapes
+    (the head reshapes included: a division by a symbol over its own axis folds away), and only
+    the contractions stay with TVM."""
+    from intelligen_tvm import suite
+
+    def regions(dynamic: bool) -> list[dict]:
+        mod = intelligen_tvm.from_onnx(suite.bert_encoder_layer(small=True, dynamic=dynamic))
+        return intelligen_tvm.explain(mod, CUDA)["regions"]
+
+    dynamic = regions(True)
+    assert all(r["handled_by"] == "intelligen" or "contraction" in r["reason"] for r in dynamic), \
+        [(r["ops"], r["reason"]) for r in dynamic if r["handled_by"] != "intelligen"]
+    # (TVM numbers its PrimFuncs by distinct shapes: matmul1 with static shapes may be matmul2 here)
+    kinds = lambda rs: [([op.rstrip("0123456789") for op in r["ops"]], r["handled_by"]) for r in rs]  # noqa: E731
+    assert kinds(dynamic) == kinds(regions(False))
+    assert sum(r["handled_by"] == "intelligen" for r in dynamic) == 11
+
+
+def test_reshape_dividing_by_a_symbol_reads_as_a_view():
+    b, s = tvm.tirx.Var("batch", "int64"), tvm.tirx.Var("seq", "int64")
+    func = single_prim_func(lambda x: relax.op.reshape(x, (b, s, 4, 16)), [(b, s, 64)])
+    stages = read_prim_func(func, ["x", "y"], "c0_", {"batch": 2, "seq": 7})
+    (stage,) = stages.stages
+    assert "floordiv" not in str(stage.value) and "floormod" not in str(stage.value), stage.value
