@@ -94,6 +94,13 @@ def _head_transpose() -> onnx.ModelProto:
         [("x", ["batch", "seq", 12, 64])], [("z", ["batch", 12, "seq", 64])])
 
 
+def _key_transpose() -> onnx.ModelProto:
+    """The keys' [batch, seq, heads, 16] -> [batch, heads, 16, seq]: a tile transpose whose tile
+    bound on the symbolic side compares with the int64 shape variable."""
+    return _onnx_model([helper.make_node("Transpose", ["x"], ["z"], perm=[0, 2, 3, 1])],
+                       [("x", ["batch", "seq", 4, 16])], [("z", ["batch", 4, 16, "seq"])])
+
+
 def _masked_attention_softmax() -> onnx.ModelProto:
     """softmax(scores * 0.125 + mask) with the key length `k` symbolic (renamed k_ in the kernel)."""
     return _onnx_model(
@@ -117,6 +124,7 @@ DYNAMIC_MODELS = [
     ("layer_norm_residual_softmax", _layer_norm_residual_softmax, _normal(lambda b, s: [(b, s, 768)] * 2), False),
     ("rms_norm_silu", _rms_norm_silu, _normal(lambda b, s: [(b * s, 1024)]), False),
     ("head_transpose", _head_transpose, _normal(lambda b, s: [(b, s, 12, 64)]), False),
+    ("key_transpose", _key_transpose, _normal(lambda b, s: [(b, s, 4, 16)]), False),
     ("masked_attention_softmax", _masked_attention_softmax, _attention_inputs, True),
 ]
 SIZES = [(1, 1), (2, 7), (3, 33)]   # 1, and sizes that no vector or tile width divides
@@ -278,3 +286,35 @@ def test_reshape_dividing_by_a_symbol_reads_as_a_view():
     stages = read_prim_func(func, ["x", "y"], "c0_", {"batch": 2, "seq": 7})
     (stage,) = stages.stages
     assert "floordiv" not in str(stage.value) and "floormod" not in str(stage.value), stage.value
+
+
+_LONE_TRANSPOSE = """
+import json, intelligen_tvm
+from intelligen_tvm import suite
+from intelligen_tvm.gir_lowering import tir_reader
+tir_reader._fold_symbolic_division = lambda indices, domains: list(indices)
+mod = intelligen_tvm.from_onnx(suite.bert_encoder_layer(small=True, dynamic=True))
+regions = intelligen_tvm.explain(mod, {"kind": "cuda", "arch": "sm_90"})["regions"]
+print(json.dumps([r for r in regions if r["ops"] == ["transpose1"]]))
+"""
+
+
+def test_lone_symbolic_tile_transpose_renders():
+    """Without the reshape folding, the layer's key transpose is a region of its own, planned as a
+    tile transpose whose tile bound compares a coordinate with the int64 `seq`: it renders and is
+    taken (it once failed to parse, int32 vs int64).  In a fresh process: once tvm.script.relax is
+    imported (tests.helpers does) TVMScript accepts the mixed comparison and hides the bug."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", _LONE_TRANSPOSE], capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    transposes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert transposes and all(r["handled_by"] == "intelligen" and not r["internal_errors"] for r in transposes), \
+        transposes
+    assert any(r["strategy"]["kind"] == "tile" for r in transposes)

@@ -192,7 +192,8 @@ class KernelRenderer:
     def _row_valid(self) -> str | None:
         s = self.s
         if s.kind is PlanFamily.TILE:
-            axes, text = self.kernel.axes, self._axis_text()
+            # the coordinates before their int32 cast: a symbolic extent is an int64 shape variable
+            axes, text = self.kernel.axes, self._tile_axis_text()
             conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % s.lanes]
             return " and ".join(conds) or None
         if s.kind is PlanFamily.FLAT:
