@@ -18,6 +18,7 @@ from .dataflow_graph.choices import default_plan, enumerate_candidates
 from .dataflow_graph.cpu_plan import is_cpu
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import program_dram_bytes
+from .dataflow_graph.rewrite_check import RewriteCheck, verifying_rewrites
 from .dataflow_graph.rewrites import monotonic_rewrites
 from .dataflow_graph.split_row import planned_program
 from .gir.errors import Unsupported, VerifyError
@@ -151,10 +152,15 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
         raise Unsupported("the region has no outputs")
     hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
+    check = RewriteCheck(naive) if verifying_rewrites() and RewriteCheck.applies(naive) else None
+    as_program = lambda kernel: replace(naive, kernels=(kernel,))  # noqa: E731  # every buffer, one kernel
     fused, _ = build_kernel(stages, name)
+    if check is not None:
+        check.stage("fuse", as_program(fused))
     _check_symbolic(fused, stages, targets.target_kind(target))
     ideal = ideal_dram_bytes(fused, naive)
-    rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs)
+    after_stage = None if check is None else (lambda stage, kernel: check.stage(stage, as_program(kernel)))
+    rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs, after_stage)
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}
     shell = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs))
     chosen = choose(rewritten, shell, hw)
@@ -167,6 +173,8 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
             # broadcast against a static dimension): refuse what cannot be proved for all sizes
             raise Unsupported(f"symbolic shape: not verifiable for every size ({err})") from err
         raise
+    if check is not None:
+        check.stage("plan", optimized)   # a verified plan: interpreting it is defined
     return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
                          stage_program=stages, rewritten=rewritten, chosen=chosen)
 

@@ -18,6 +18,8 @@ import onnx
 import tvm
 from onnx.reference import ReferenceEvaluator
 
+from .cost_model.target_kinds import device_kind
+
 # fp32 tolerances. Plain elementwise/transpose/reduction chains land well inside 1e-4; chains
 # through exp/erf/rsqrt (softmax, GELU, norms) and matmul accumulations get the looser pair.
 RTOL = 1e-4
@@ -30,8 +32,6 @@ _LOOSE_OPS = frozenset(
     {"Softmax", "Erf", "Exp", "Sigmoid", "Tanh", "LayerNormalization", "Sqrt", "Reciprocal",
      "Div", "Pow", "ReduceMean", "MatMul", "Gemm"}
 )
-
-_DEVICE_OF_KIND = {"llvm": "cpu", "c": "cpu"}
 
 Inputs = Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
@@ -79,8 +79,7 @@ def to_numpy(value: Any) -> list[np.ndarray]:
 
 def device_for(target: tvm.target.Target) -> tvm.runtime.Device:
     """The runtime device a target's kernels run on (llvm -> cpu, cuda -> cuda, ...)."""
-    kind = target.kind.name
-    return tvm.device(_DEVICE_OF_KIND.get(kind, kind), 0)
+    return tvm.device(device_kind(target), 0)
 
 
 def build(

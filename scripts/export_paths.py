@@ -43,38 +43,48 @@ class Attention(torch.nn.Module):
         return self.out(y.transpose(1, 2).reshape(batch, seq, HIDDEN))
 
 
-class BertLike(torch.nn.Module):
+class Layer(torch.nn.Module):
+    """What both modules are built of: token and position embeddings, attention, an MLP, and
+    three LayerNorms, which each module places in its own layout."""
+
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        self.tok, self.pos = torch.nn.Embedding(VOCAB, HIDDEN), torch.nn.Embedding(SEQ, HIDDEN)
+        self.attn = Attention(causal)
+        self.up, self.down = torch.nn.Linear(HIDDEN, FFN), torch.nn.Linear(FFN, HIDDEN)
+        self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(HIDDEN) for _ in range(3))
+
+    def embed(self, ids):
+        return self.tok(ids) + self.pos(torch.arange(ids.shape[1]))
+
+    def mlp(self, x, gelu: str):
+        return self.down(torch.nn.functional.gelu(self.up(x), approximate=gelu))
+
+
+class BertLike(Layer):
     """Embeddings + LayerNorm, one post-norm encoder layer with erf GELU (BertModel's layout)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.tok, self.pos = torch.nn.Embedding(VOCAB, HIDDEN), torch.nn.Embedding(SEQ, HIDDEN)
-        self.norm0, self.attn, self.norm1 = torch.nn.LayerNorm(HIDDEN), Attention(False), torch.nn.LayerNorm(HIDDEN)
-        self.up, self.down = torch.nn.Linear(HIDDEN, FFN), torch.nn.Linear(FFN, HIDDEN)
-        self.norm2 = torch.nn.LayerNorm(HIDDEN)
+        super().__init__(causal=False)
 
     def forward(self, ids, attention_mask):
-        x = self.norm0(self.tok(ids) + self.pos(torch.arange(ids.shape[1])))
+        x = self.norms[0](self.embed(ids))
         mask = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
-        x = self.norm1(x + self.attn(x, mask))
-        return self.norm2(x + self.down(torch.nn.functional.gelu(self.up(x))))
+        x = self.norms[1](x + self.attn(x, mask))
+        return self.norms[2](x + self.mlp(x, "none"))
 
 
-class Gpt2Like(torch.nn.Module):
+class Gpt2Like(Layer):
     """Pre-norm decoder block, causal mask from torch.tril, tanh GELU (GPT-2's layout)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.tok, self.pos = torch.nn.Embedding(VOCAB, HIDDEN), torch.nn.Embedding(SEQ, HIDDEN)
-        self.norm1, self.attn, self.norm2 = torch.nn.LayerNorm(HIDDEN), Attention(True), torch.nn.LayerNorm(HIDDEN)
-        self.up, self.down = torch.nn.Linear(HIDDEN, FFN), torch.nn.Linear(FFN, HIDDEN)
-        self.final = torch.nn.LayerNorm(HIDDEN)
+        super().__init__(causal=True)
 
     def forward(self, ids):
-        x = self.tok(ids) + self.pos(torch.arange(ids.shape[1]))
-        x = x + self.attn(self.norm1(x), torch.zeros(1))
-        x = x + self.down(torch.nn.functional.gelu(self.up(self.norm2(x)), approximate="tanh"))
-        return self.final(x)
+        x = self.embed(ids)
+        x = x + self.attn(self.norms[0](x), torch.zeros(1))
+        x = x + self.mlp(self.norms[1](x), "tanh")
+        return self.norms[2](x)
 
 
 def _first_line(err: BaseException) -> str:

@@ -105,7 +105,7 @@ def test_inspect_prints_regions_gir_and_draws_pictures(model_path, tmp_path, cap
     svg = (pictures / "intelligen_region1.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     text = html.unescape(svg)
-    assert "strategy cpu.row(" in text and "reduce.sum.lane" in text and "move dram->reg" in text
+    assert "strategy cpu.row(" in text and "reduce.sum.lane" in text and "move.dram->reg" in text
     assert not (pictures / "intelligen_region0.svg").exists()   # the matmul has no GIR
     assert json.loads(doc.read_text())["gir"]["intelligen_region1"].startswith("gir.program")
 

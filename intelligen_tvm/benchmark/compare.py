@@ -66,6 +66,7 @@ import intelligen_tvm
 from intelligen_tvm import suite
 from intelligen_tvm.benchmark import report, timing
 from intelligen_tvm.benchmark.torch_cases import torch_function
+from intelligen_tvm.cost_model.target_kinds import device_kind
 from intelligen_tvm.cost_model.bundle_runner import device_name
 from intelligen_tvm.progress import progress
 from intelligen_tvm.region import shipped_model
@@ -292,7 +293,7 @@ def ort_builders(case: Case, args: argparse.Namespace) -> dict:
 
     def build():
         options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads or os.cpu_count() or 1
+        options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(case.model.SerializeToString(), options,
@@ -353,7 +354,7 @@ def measure(case: Case, args: argparse.Namespace, target: tvm.target.Target, wor
 
 
 def worker(args: argparse.Namespace) -> int:
-    dev = tvm.cpu(0) if args.target == "llvm" else tvm.cuda(0)
+    dev = tvm.device(device_kind(args.target), 0)
     case = Case.load(args.case_dir, dev)
     target = make_target(args.target, dev, args.threads)
     row = run_contestant(case, args.worker, args, target, args.case_dir)
@@ -409,12 +410,15 @@ def main(argv: list[str] | None = None, prog: str = "python scripts/compare.py")
 def run(args: argparse.Namespace, command: str) -> int:
     """The comparison; `command` is recorded with the results (how to make them again)."""
     commit = git_commit()  # before anything runs: what the numbers were measured with
-    dev = tvm.cpu(0) if args.target == "llvm" else tvm.cuda(0)
+    dev = tvm.device(device_kind(args.target), 0)
     if not dev.exist:
         print(f"error: --target {args.target} needs a {args.target} device and none exists here", file=sys.stderr)
         return 2
-    if args.threads:  # read when TVM's thread pool starts (first parallel kernel) and by OpenMP
-        os.environ["TVM_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    # Every contestant gets the same threads.  TVM's pool reads TVM_NUM_THREADS when it starts
+    # (first parallel kernel); unset, it takes half the logical CPUs on x86 (it assumes
+    # hyper-threads): one thread on a 2-core machine while ONNX Runtime and torch use both.
+    args.threads = args.threads or os.cpu_count() or 1
+    os.environ["TVM_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.worker:
         return worker(args)
     target = make_target(args.target, dev, args.threads)
@@ -449,7 +453,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         "device": device_name(dev), "driver": driver(dev, args.target), "target": json.loads(str(target)),
         "versions": versions,
         "git_commit": commit, "command": command.strip(),
-        "settings": {"small": args.small, "threads": args.threads or os.cpu_count(), "repeat": args.repeat, "trials": args.trials, "cases": names,
+        "settings": {"small": args.small, "threads": args.threads, "repeat": args.repeat, "trials": args.trials, "cases": names,
                      "with_bert": args.with_bert, "contestants": args.contestants, "isolation": args.isolation,
                      "timing": "median of repeats, calls batched to ~10 ms per repeat",
                      "copy": "device copy of ideal_bytes (half read, half written): best of the runtime "

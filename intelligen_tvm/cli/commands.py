@@ -345,9 +345,10 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
     import tvm  # pylint: disable=import-outside-toplevel
 
     from ..benchmark import compare  # pylint: disable=import-outside-toplevel
+    from ..cost_model.target_kinds import device_kind  # pylint: disable=import-outside-toplevel
 
     args = compare.check_arguments(args.subparser, args)
-    dev = tvm.cpu(0) if args.target == "llvm" else tvm.cuda(0)
+    dev = tvm.device(device_kind(args.target), 0)
     if not dev.exist:
         raise CliError(f"--target {args.target} needs a {args.target} device and none exists here", EXIT_MISSING_TOOL)
     return compare.run(args, "intelligen-tvm " + " ".join(argv))

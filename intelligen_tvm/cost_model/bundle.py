@@ -71,6 +71,7 @@ def export_bundle(
     directory.mkdir(parents=True, exist_ok=True)
     settings = settings or MeasureSettings()
     target = as_target(target)
+    device = device_kind(target)   # fails early for a target no runtime device runs
     candidates = []
     packed = PACKED_NAME if pack and inputs and _try_pack(inputs, target, directory / PACKED_NAME, on_built) else None
     for index, inp in enumerate(inputs):
@@ -90,7 +91,7 @@ def export_bundle(
     manifest = {
         "format_version": FORMAT_VERSION,
         "target": json.loads(str(target)),
-        "device_kind": device_kind(target),
+        "device_kind": device,
         "settings": settings.to_dict(),
         "runner": RUNNER_NAME,
         "candidates": candidates,

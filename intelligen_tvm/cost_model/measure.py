@@ -23,20 +23,9 @@ from typing import Any
 import tvm
 
 from . import bundle_runner as _rt
+from .target_kinds import as_target, device_kind
 
 ArgSpec = tuple[tuple[int, ...], str]
-
-# TVM target kind -> runtime device type name.
-_DEVICE_OF_KIND = {
-    "llvm": "cpu",
-    "c": "cpu",
-    "cuda": "cuda",
-    "rocm": "rocm",
-    "vulkan": "vulkan",
-    "opencl": "opencl",
-    "metal": "metal",
-}
-
 
 @dataclass
 class MeasureInput:
@@ -99,19 +88,6 @@ class MeasureSettings:
         """Per-call microseconds of `symbol`, one entry per repeat."""
         return _rt.time_kernel(module, symbol, dev, args, repeat=self.repeat, number=self.number,
                                warmup=self.warmup, min_repeat_ms=self.min_repeat_ms, flush_l2=self.flush_l2)
-
-
-def as_target(target: Any) -> tvm.target.Target:
-    """Accept a Target, a target dict or a target string."""
-    return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
-
-
-def device_kind(target: Any) -> str:
-    """Runtime device type ('cpu', 'cuda', ...) that runs kernels built for ``target``."""
-    kind = as_target(target).kind.name
-    if kind not in _DEVICE_OF_KIND:
-        raise ValueError(f"no runtime device for target kind {kind!r}")
-    return _DEVICE_OF_KIND[kind]
 
 
 def symbol_name(name: str) -> str:

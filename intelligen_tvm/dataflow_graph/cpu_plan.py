@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from itertools import product
 
 from ..gir.errors import Unsupported
+from ..gir.expr import Var, free_vars
 from ..gir.hardware import HardwareModel
 from ..gir.program import Identity, Instr, Kernel, Load, Reduce, Scope, Store, StreamPass, Sweeps, dtype_bytes, numel
 from ..gir.strategy import ParallelStrategy, PlanFamily
@@ -75,6 +76,7 @@ class CpuStrategy(ParallelStrategy):
     accumulators: int = 1   # row/flat: vectors per unrolled step (independent accumulators)
     reload: bool = True     # held rows: later sweeps re-read inputs from cache (else from the held copy)
     tile: int = 0           # tile: edge of the square staged in L1
+    row_axes: int = 1       # flat: innermost axes one row spans (contiguous in every access)
 
     @property
     def held(self) -> bool:
@@ -84,7 +86,7 @@ class CpuStrategy(ParallelStrategy):
         extra = {"row": f"rows_per_task={self.rows_per_group}, " + (
                      ("held" + (", reload" if self.reload else "")) if self.held else "streamed"),
                  "column": f"columns_per_task={self.rows_per_group}, " + ("held" if self.held else "streamed"),
-                 "flat": (f"rows_per_task={self.rows_per_group}" if self.row_size > 1
+                 "flat": (f"rows_per_task={self.rows_per_group}, row={self.row_size}" if self.row_size > 1
                           else f"elems_per_task={self.rows_per_group}"),
                  "tile": f"tile={self.tile}"}[self.kind]
         return (f"cpu.{self.kind}(tasks={self.groups}, {extra}, vector={self.vector}, "
@@ -92,7 +94,8 @@ class CpuStrategy(ParallelStrategy):
 
     def describe(self) -> dict:
         return super().describe() | {"backend": "cpu", "tasks": self.groups, "accumulators": self.accumulators,
-                                     "held": self.held, "reload": self.reload, "tile": self.tile}
+                                     "held": self.held, "reload": self.reload, "tile": self.tile,
+                                     "row_axes": self.row_axes}
 
 
 def is_cpu(hw: HardwareModel) -> bool:
@@ -248,12 +251,48 @@ def cpu_column_strategy(kernel: Kernel, columns_per_task: int, vector: int, held
                        cols, n, reload=False)
 
 
+def flat_row_axes(kernel: Kernel) -> int:
+    """How many innermost axes an elementwise kernel can walk as one contiguous row: every
+    load and store indexes them as its own innermost dimensions, whole and in order, or not at
+    all (a broadcast operand), and nothing else reads them.  A bias over NCHW channels then
+    runs over H*W = 784 elements (49 vectors) instead of rows of W = 28 (a vector and a tail)."""
+    outer = kernel.outer
+    slices = [i.src if isinstance(i, Load) else i.dst for i in kernel.instrs if isinstance(i, (Load, Store))]
+    others = [e for i in kernel.instrs if not isinstance(i, (Load, Store))
+              for e in getattr(i, "args", ()) if not isinstance(e, str)]
+    best = 1
+    for k in range(2, len(outer) + 1):
+        names = [a.name for a in outer[-k:]]
+        if all(_contiguous_or_broadcast(sl, names) for sl in slices) and \
+                not any(free_vars(e) & set(names) for e in others):
+            best = k
+        else:
+            break
+    return best
+
+
+def _contiguous_or_broadcast(sl, names: list[str]) -> bool:
+    used = sl.axes() & set(names)
+    if not used:
+        return True
+    tail = sl.index[-len(names):]
+    return (sl.predicate is None and len(sl.index) >= len(names)
+            and all(isinstance(e, Var) and e.name == n for e, n in zip(tail, names))
+            and not any(free_vars(e) & used for e in sl.index[:-len(names)]))
+
+
+def _flat_shape(kernel: Kernel) -> tuple[int, int, int]:
+    """(rows, row length, axes per row) of an elementwise kernel with several axes."""
+    k = flat_row_axes(kernel)
+    return (numel(a.extent for a in kernel.outer[:-k]), numel(a.extent for a in kernel.outer[-k:]), k)
+
+
 def cpu_flat_strategy(kernel: Kernel, per_task: int, vector: int, accumulators: int) -> CpuStrategy:
-    """`per_task` rows of the innermost axis (several outer axes), else `per_task` elements."""
-    if len(kernel.outer) >= 2:
-        rows = numel(a.extent for a in kernel.outer[:-1])
+    """`per_task` rows of the innermost axes (several outer axes), else `per_task` elements."""
+    rows, inner, k = _flat_shape(kernel)
+    if rows > 1 or k < len(kernel.outer):
         return CpuStrategy(PlanFamily.FLAT, -(-rows // per_task), 1, 1, 1, per_task, vector, 1, 1, rows,
-                           kernel.outer[-1].extent, accumulators=accumulators)
+                           inner, accumulators=accumulators, row_axes=k)
     total = numel(a.extent for a in kernel.outer)
     return CpuStrategy(PlanFamily.FLAT, -(-total // per_task), 1, 1, 1, per_task, vector, 1, 1, total, 1,
                        accumulators=accumulators)
@@ -263,9 +302,8 @@ def _flat_choices(kernel: Kernel, hw: CpuModel, lanes: int, per_core: int) -> li
     """(per_task, vector, accumulators) of the flat strategies with `per_core` tasks per core."""
     if not kernel.outer:
         return [(1, 1, 1)]
-    inner = kernel.outer[-1].extent
-    if len(kernel.outer) >= 2:
-        rows = numel(a.extent for a in kernel.outer[:-1])
+    rows, inner, k = _flat_shape(kernel)
+    if rows > 1 or k < len(kernel.outer):
         vecs = [v for v in (2 * lanes, lanes, lanes // 2, lanes // 4) if 1 <= v <= inner] or [1]
         return [(_rows_per_task(rows, hw, per_core), v, a) for v in vecs for a in ACCUMULATORS if v * a <= max(inner, v)]
     out = []
@@ -377,7 +415,7 @@ def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Ke
 
 def plan_cpu_kernel(kernel: Kernel, buffers, hw: CpuModel) -> Kernel:
     """The default CPU plan: 4 tasks per core; the widest vector of the ISA that divides the
-    row; 4 accumulators; a row held (inputs re-read from cache) when it fits half of L2,
+    row; 4 accumulators (elementwise: at most 4, the most that leave no scalar tail); a row held (inputs re-read from cache) when it fits half of L2,
     else streamed; columns held likewise; 32 x 32 transpose tiles."""
     family = cpu_family(kernel, buffers, hw)
     lanes = _lanes(hw, _widest(kernel))
@@ -404,9 +442,10 @@ def plan_cpu_kernel(kernel: Kernel, buffers, hw: CpuModel) -> Kernel:
             except Unsupported:
                 continue
     choices = _flat_choices(kernel, hw, lanes, per_core)
-    inner = kernel.outer[-1].extent if kernel.outer else 1
+    inner = _flat_shape(kernel)[1] if kernel.outer else 1
     # the widest single register dividing the row (no tail), 4 accumulators where the row has them
     fitting = [c for c in choices if c[1] <= lanes and inner % c[1] == 0] or choices
     vec = max(c[1] for c in fitting)
-    acc = max(c[2] for c in fitting if c[1] == vec and c[2] <= 4)
+    accs = [c[2] for c in fitting if c[1] == vec and c[2] <= 4]
+    acc = max([a for a in accs if inner % (vec * a) == 0] or accs)   # no scalar tail where one fits
     return with_cpu_strategy(kernel, cpu_flat_strategy(kernel, *next(c for c in fitting if c[1:] == (vec, acc))), hw)

@@ -6,6 +6,7 @@ is a rename of its uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..gir import expr as E
@@ -17,10 +18,10 @@ def _rename_instr(ins: Instr, ren: dict[str, str]) -> Instr:
     if not ren:
         return ins
     r = lambda n: ren.get(n, n)  # noqa: E731
+    fix = lambda e: E.transform(e, lambda x: E.ValueRef(x.dtype, r(x.value)) if isinstance(x, E.ValueRef) else None)  # noqa: E731
 
     def idx(sl: Slice) -> Slice:
         """Gathered indices and the guard's condition both refer to register values."""
-        fix = lambda e: E.transform(e, lambda x: E.ValueRef(x.dtype, r(x.value)) if isinstance(x, E.ValueRef) else None)  # noqa: E731
         return Slice(sl.buffer, tuple(fix(i) for i in sl.index), sl.predicate and fix(sl.predicate))
 
     if isinstance(ins, Load):
@@ -28,7 +29,7 @@ def _rename_instr(ins: Instr, ren: dict[str, str]) -> Instr:
     if isinstance(ins, Store):
         return replace(ins, dst=idx(ins.dst), src=r(ins.src))
     if isinstance(ins, Compute):
-        return replace(ins, args=tuple(r(a) if isinstance(a, str) else a for a in ins.args))
+        return replace(ins, args=tuple(r(a) if isinstance(a, str) else fix(a) for a in ins.args))
     if isinstance(ins, Reduce):
         return replace(ins, src=r(ins.src))
     return ins
@@ -59,6 +60,26 @@ def forward_stores(kernel: Kernel) -> Kernel:
             known[_key(ins.src)] = ins.dst
         if isinstance(ins, Store):
             known[_key(ins.dst)] = ins.src
+        out.append(ins)
+    return replace(kernel, instrs=out)
+
+
+def eliminate_common_subexpressions(kernel: Kernel) -> Kernel:
+    """A computation or reduction equal to an earlier one (same operation on the same values,
+    same result type) is replaced by the earlier result.  Imported graphs repeat them: the
+    decomposed layer norm of BERT's embedding computes x - mean three times."""
+    seen: dict[tuple, str] = {}
+    ren: dict[str, str] = {}
+    out: list[Instr] = []
+    for ins in kernel.instrs:
+        ins = _rename_instr(ins, ren)
+        if isinstance(ins, (Compute, Reduce)):
+            value = kernel.values[ins.dst]
+            key = (replace(ins, dst=""), value.dtype, value.axes)
+            if key in seen:
+                ren[ins.dst] = seen[key]
+                continue
+            seen[key] = ins.dst
         out.append(ins)
     return replace(kernel, instrs=out)
 
@@ -96,9 +117,17 @@ def check_no_intermediate_reads(kernel: Kernel, inputs: list[str]) -> None:
             raise Unsupported(f"{ins.src.buffer} is re-read at another index than written (needs a second kernel)")
 
 
-def monotonic_rewrites(kernel: Kernel, inputs: list[str], outputs: list[str]) -> Kernel:
-    kernel = forward_stores(kernel)
-    kernel = eliminate_dead_stores(kernel, outputs)
-    kernel = eliminate_dead_values(kernel)
+def monotonic_rewrites(kernel: Kernel, inputs: list[str], outputs: list[str],
+                       after_stage: Callable[[str, Kernel], None] | None = None) -> Kernel:
+    """The monotonic stages in order; `after_stage` sees each stage's name and result (the
+    planner's rewrite check, see rewrite_check.py)."""
+    stages = (("forward_stores", forward_stores),
+              ("eliminate_common_subexpressions", eliminate_common_subexpressions),
+              ("eliminate_dead_stores", lambda k: eliminate_dead_stores(k, outputs)),
+              ("eliminate_dead_values", eliminate_dead_values))
+    for name, rewrite in stages:
+        kernel = rewrite(kernel)
+        if after_stage is not None:
+            after_stage(name, kernel)
     check_no_intermediate_reads(kernel, inputs)
     return kernel

@@ -18,6 +18,7 @@ launches of one PrimFunc.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from ..gir import expr as E
@@ -152,7 +153,7 @@ def _apply(kernel: Kernel, before, sweep, stats: dict[str, Buffer]) -> Kernel:
     return Kernel(f"{kernel.name}_apply", (*kernel.outer, *kernel.row), (), instrs, _values(kernel, instrs, {}))
 
 
-def split_phases(kernel: Kernel, buffers: dict[str, Buffer]) -> tuple[list[Kernel], dict[str, Buffer]]:
+def split_phases(kernel: Kernel, buffers: Mapping[str, Buffer]) -> tuple[list[Kernel], dict[str, Buffer]]:
     """The unplanned phase kernels of a split_row kernel and the workspaces they share."""
     s: ParallelStrategy = kernel.strategy
     assert {SPLIT, POS}.isdisjoint(kernel.axes), "split axes clash with the region's axes"

@@ -8,8 +8,10 @@ kernel is a cluster whose caption is its parallel strategy.  Pure text: renderin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .program import (Buffer, Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Slice, Store,
-                      Sync, dtype_bytes, instr_text, slice_footprint)
+                      Sync, dtype_bytes, instr_op, instr_text, slice_footprint)
 
 LEVEL_COLOURS = {Level.DRAM: "#f4a6a6", Level.SRAM: "#f8cf8b", Level.REG: "#b7e3b0"}
 VIEW_COLOUR = "#dddddd"
@@ -36,19 +38,9 @@ def _instr_level(ins: Instr) -> Level | None:
 
 
 def _instr_label(ins: Instr) -> str:
-    if isinstance(ins, Load):
-        return f"move {ins.level.value}->reg"
-    if isinstance(ins, Store):
-        return f"move reg->{ins.level.value}"
-    if isinstance(ins, Compute):
-        return f"{ins.kind}.{ins.op}"
-    if isinstance(ins, Reduce):
-        return f"reduce.{ins.op}.{ins.scope.value}" + (" (online)" if ins.shift else "")
-    if isinstance(ins, Sync):
-        return f"sync.{ins.level.value}"
-    if isinstance(ins, Identity):
-        return "identity (view)"
-    raise TypeError(ins)
+    """The operation's name; an online reduction (folded into its max's sweep) says so."""
+    online = isinstance(ins, Reduce) and ins.shift is not None
+    return instr_op(ins) + (" (online)" if online else "")
 
 
 def _value_bytes(kernel: Kernel, name: str) -> int:
@@ -62,7 +54,7 @@ def _value_bytes(kernel: Kernel, name: str) -> int:
     return count * dtype_bytes(val.dtype)
 
 
-def _slice_label(sl: Slice, kernel: Kernel, buffers: dict[str, Buffer]) -> str:
+def _slice_label(sl: Slice, kernel: Kernel, buffers: Mapping[str, Buffer]) -> str:
     return f"{sl.text()}\n{human_bytes(slice_footprint(sl, kernel.axes, buffers, kernel.values))}"
 
 

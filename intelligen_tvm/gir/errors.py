@@ -10,3 +10,8 @@ class Unsupported(Exception):
 
 class VerifyError(Exception):
     """A GIR program breaks an invariant of the IR (SSA, bounds, levels, scopes, capacity)."""
+
+
+class RewriteMismatch(Exception):
+    """A rewrite stage changed what a region computes (found by interpreting the program
+    before and after it): always a bug of ours, reported as an internal error."""

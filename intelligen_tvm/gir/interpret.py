@@ -102,7 +102,7 @@ def interpret(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.n
                     value = np.where(ev(ins.src.predicate), value, np.zeros((), dtype))
                 vals[ins.dst] = np.broadcast_to(value, shape)
             elif isinstance(ins, Compute):
-                args = [vals[a] if isinstance(a, str) else eval_expr(a, {}, bufs) for a in ins.args]
+                args = [vals[a] if isinstance(a, str) else ev(a) for a in ins.args]   # constants, axis arithmetic
                 vals[ins.dst] = np.broadcast_to(apply_op(ins.op, k.values[ins.dst].dtype, args), shape)
             elif isinstance(ins, Reduce):
                 fn, combine = {"sum": (np.sum, np.add), "max": (np.max, np.maximum),
@@ -117,7 +117,9 @@ def interpret(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.n
                 staged[(ins.dst.buffer, ins.dst.index)] = vals[ins.src]
             elif isinstance(ins, Store):
                 idx = tuple(np.broadcast_to(np.asarray(ev(i)).astype(np.int64), shape) for i in ins.dst.index)
-                bufs[ins.dst.buffer][idx] = vals[ins.src]
+                # a 0-d buffer (a reduction over every axis) takes the value every point wrote
+                value = vals[ins.src] if idx else vals[ins.src].reshape(-1)[-1]
+                bufs[ins.dst.buffer][idx] = value
             else:
                 raise TypeError(ins)
     return bufs

@@ -11,9 +11,10 @@ region axes.  The parallel strategy (`strategy.py`) maps region axes to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from types import MappingProxyType
 from typing import NamedTuple
 
 from .expr import Expr, ValueRef, free_vars, loads, to_text, walk_value_refs
@@ -210,16 +211,22 @@ class Sweeps(NamedTuple):
     passes: tuple[StreamPass, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Kernel:
+    """One launch over a region space.  Immutable: rewrites build a new kernel
+    (`dataclasses.replace`); sequences are stored as tuples and maps as read-only views."""
+
     name: str
     outer: tuple[Axis, ...]
     row: tuple[Axis, ...]
-    instrs: list[Instr]
-    values: dict[str, Value]
+    instrs: tuple[Instr, ...]
+    values: Mapping[str, Value]
     strategy: ParallelStrategy | None = None   # set once planned
-    local_buffers: dict[str, Buffer] = field(default_factory=dict)   # on-chip (SRAM) tiles
+    local_buffers: Mapping[str, Buffer] = field(default_factory=dict)   # on-chip (SRAM) tiles
     sweeps: Sweeps | None = None     # recorded by the planner when the row streams or is split
+
+    def __post_init__(self) -> None:
+        _freeze(self, outer=tuple, row=tuple, instrs=tuple, values=_frozen_map, local_buffers=_frozen_map)
 
     @property
     def axes(self) -> dict[str, int]:
@@ -230,19 +237,23 @@ class Kernel:
         return replace(self, name=new + self.name[len(old):]) if self.name.startswith(old) else self
 
 
-@dataclass
+@dataclass(frozen=True)
 class Program:
-    """One region: buffers (inputs, outputs, intermediates) and kernels in order."""
+    """One region: buffers (inputs, outputs, intermediates) and kernels in order.  Immutable
+    like `Kernel`."""
 
     name: str
-    buffers: dict[str, Buffer]
-    inputs: list[str]
-    outputs: list[str]
-    kernels: list[Kernel] = field(default_factory=list)
+    buffers: Mapping[str, Buffer]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    kernels: tuple[Kernel, ...] = ()
+
+    def __post_init__(self) -> None:
+        _freeze(self, buffers=_frozen_map, inputs=tuple, outputs=tuple, kernels=tuple)
 
     def renamed(self, name: str) -> Program:
         """The same program under another name: kernel names follow it."""
-        return replace(self, name=name, kernels=[k.renamed(self.name, name) for k in self.kernels])
+        return replace(self, name=name, kernels=tuple(k.renamed(self.name, name) for k in self.kernels))
 
     def text(self) -> str:
         lines = [f"gir.program {self.name}"]
@@ -262,27 +273,54 @@ class Program:
         return "\n".join(lines)
 
 
-def instr_text(ins: Instr, values: dict[str, Value]) -> str:
+def _frozen_map(items: Mapping) -> Mapping:
+    return items if isinstance(items, MappingProxyType) else MappingProxyType(dict(items))
+
+
+def _freeze(obj: object, **convert) -> None:
+    """Store each named field of a frozen dataclass converted (lists to tuples, dicts to
+    read-only copies), so that no caller's later mutation of what it passed in leaks in."""
+    for name, fn in convert.items():
+        object.__setattr__(obj, name, fn(getattr(obj, name)))
+
+
+def instr_op(ins: Instr) -> str:
+    """The instruction's operation name: one naming for the text form and the pictures."""
+    if isinstance(ins, Load):
+        return f"move.{ins.level.value}->reg"
+    if isinstance(ins, Store):
+        return f"move.reg->{ins.level.value}"
+    if isinstance(ins, Compute):
+        return f"{ins.kind}.{ins.op}"
+    if isinstance(ins, Reduce):
+        return f"reduce.{ins.op}.{ins.scope.value}"
+    if isinstance(ins, Sync):
+        return f"sync.{ins.level.value}"
+    if isinstance(ins, Identity):
+        return "identity"
+    raise TypeError(ins)
+
+
+def instr_text(ins: Instr, values: Mapping[str, Value]) -> str:
     def v(name: str) -> str:
         val = values.get(name)
         axes = ",".join(sorted(val.axes)) if val else "?"
         return f"%{name}:{val.dtype if val else '?'}<{axes}>"
 
+    op = instr_op(ins)
     if isinstance(ins, Load):
-        return f"{v(ins.dst)} = move.{ins.level.value}->reg {ins.src.text()}"
+        return f"{v(ins.dst)} = {op} {ins.src.text()}"
     if isinstance(ins, Store):
-        return f"move.reg->{ins.level.value} {ins.dst.text()} = %{ins.src}"
+        return f"{op} {ins.dst.text()} = %{ins.src}"
     if isinstance(ins, Compute):
         args = ", ".join(f"%{a}" if isinstance(a, str) else to_text(a) for a in ins.args)
-        return f"{v(ins.dst)} = {ins.kind}.{ins.op}({args})"
+        return f"{v(ins.dst)} = {op}({args})"
     if isinstance(ins, Reduce):
         src = f"%{ins.src}" if ins.shift is None else f"exp(%{ins.src} - online %{ins.shift})"
-        return f"{v(ins.dst)} = reduce.{ins.op}.{ins.scope.value}({src}, init={to_text(ins.init)})"
-    if isinstance(ins, Sync):
-        return f"sync.{ins.level.value}"
+        return f"{v(ins.dst)} = {op}({src}, init={to_text(ins.init)})"
     if isinstance(ins, Identity):
-        return f"identity {ins.dst} = view {ins.src.text()}"
-    raise TypeError(ins)
+        return f"{op} {ins.dst} = view {ins.src.text()}"
+    return op
 
 
 def _value_refs(expr: Expr) -> list[ValueRef]:
@@ -306,8 +344,8 @@ def dtype_bytes(dtype: str) -> int:
     return max(1, int(digits) // 8) if digits else 4
 
 
-def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer],
-                    values: dict[str, Value] | None = None) -> int:
+def slice_footprint(sl: Slice, axes: Mapping[str, int], buffers: Mapping[str, Buffer],
+                    values: Mapping[str, Value] | None = None) -> int:
     """Distinct bytes a slice touches over the whole launch.
 
     Index maps of reshape/transpose/broadcast/strided slice are injective in the axes they
@@ -330,7 +368,7 @@ def slice_footprint(sl: Slice, axes: dict[str, int], buffers: dict[str, Buffer],
     return min(count * dtype_bytes(buf.dtype), buf.nbytes)
 
 
-def kernel_dram_bytes(kernel: Kernel, buffers: dict[str, Buffer]) -> int:
+def kernel_dram_bytes(kernel: Kernel, buffers: Mapping[str, Buffer]) -> int:
     """Bytes moved between DRAM and the chip by the kernel's move instructions."""
     total = 0
     for ins in kernel.instrs:

@@ -99,15 +99,15 @@ def stage_out_index(stage: Stage, prog: StageProgram) -> tuple[E.Expr, ...]:
 
 def lower_naive(prog: StageProgram, name: str) -> Program:
     """One kernel per stage, each with the stage's own iteration space."""
-    program = Program(name, dict(prog.buffers), list(prog.inputs), list(prog.outputs))
+    kernels = []
     for stage in prog.stages:
         emitter = StageEmitter({n for n, _ in stage.reduce})
         emitter.stage(stage, stage_out_index(stage, prog))
-        program.kernels.append(Kernel(
+        kernels.append(Kernel(
             stage.name,
             tuple(Axis(n, e) for n, e in stage.spatial),
             tuple(Axis(n, e) for n, e in stage.reduce),
             emitter.instrs,
             emitter.values,
         ))
-    return program
+    return Program(name, prog.buffers, prog.inputs, prog.outputs, kernels)

@@ -7,6 +7,7 @@ from functools import lru_cache
 import tvm
 from tvm.script import tirx as T
 
+from ..cost_model.target_kinds import EXTERNAL_KINDS, as_target, target_kind
 from ..dataflow_graph.cpu_plan import CpuStrategy
 from ..gir.hardware import HardwareModel
 from ..gir.program import Program
@@ -20,23 +21,6 @@ from .rocm import RocmDialect
 # llvm renders CPU plans with the CPU backend (cpu_backend.py); a GPU plan on llvm (planned with
 # a GPU preset's model, `lower_region(..., hw=)`) with the thread-emulating CpuDialect, a test tool.
 DIALECTS = {"cuda": CudaDialect, "rocm": RocmDialect, "llvm": CpuDialect}
-
-
-# Kinds whose kernels an external codegen hook emits later (not TVM targets): kept as names.
-EXTERNAL_KINDS = frozenset({"bang"})
-
-
-def as_target(target) -> tvm.target.Target | str:
-    """A tvm Target from a Target, a kind name ("llvm") or a dict ({"kind": "rocm", ...});
-    an external codegen's kind stays its name."""
-    if isinstance(target, str) and target in EXTERNAL_KINDS:
-        return target
-    return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
-
-
-def target_kind(target) -> str:
-    target = as_target(target)
-    return target if isinstance(target, str) else target.kind.name
 
 
 def renders_tir(target_kind: str) -> bool:

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 
 from ..dataflow_graph.cpu_plan import CpuStrategy, CpuSweeps, sweeps_of
 from ..gir import expr as E
-from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, numel
+from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, dtype_bytes, numel
+from ..gir.symbolic import is_symbolic
 from . import cpu_math
 from .render import ExprPrinter, _coords, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text, slice_text
 
 call_text = ExprPrinter.call   # (op, dtype, argument texts) -> TIR text
+CACHE_LINE_BYTES = 64          # x86-64 and the common Arm cores
 
 
 @dataclass
@@ -65,11 +67,25 @@ class CpuKernelRenderer:
         self.allocs: dict[str, str] = {}
         self.n = numel(a.extent for a in kernel.row)
         self.held: frozenset[str] = frozenset()
-        # TVM 0.27's LLVM vectorizer mishandles bool lanes (bool buffers are bytes in memory):
-        # a kernel that touches a bool value computes lane by lane (LLVM may still vectorize it).
-        bools = any(v.dtype == "bool" for v in kernel.values.values()) or \
-            any(b.dtype == "bool" for b in program.buffers.values())
-        self.vectorized = "T.unroll" if bools else "T.vectorized"
+        self.output_homes: dict[str, Store] = {}
+
+    # ---- lanes -----------------------------------------------------------------------
+    def _lanes(self, instrs) -> str:
+        """How a loop over SIMD lanes runs the body of `instrs`: TVM 0.27's LLVM vectorizer
+        gets bool lanes wrong (bool buffers are bytes in memory; fuzz seed 0 index 106), so a
+        body that touches a bool value or buffer computes lane by lane (`T.unroll`: LLVM may
+        still vectorize it); every other body is `T.vectorized`."""
+        return "T.unroll" if any(self._touches_bool(ins) for ins in instrs) else "T.vectorized"
+
+    def _touches_bool(self, ins: Instr) -> bool:
+        slices = [ins.src] if isinstance(ins, Load) else [ins.dst] if isinstance(ins, Store) else []
+        exprs = [a for a in getattr(ins, "args", ()) if not isinstance(a, str)] + [e for sl in slices for e in sl.exprs]
+        names = set(ins.reads) | set(ins.writes) | E.walk_value_refs(tuple(exprs))
+        if any(getattr(x, "dtype", None) == "bool" for e in exprs for x in E.walk(e)):
+            return True
+        buffers = self.program.buffers | self.kernel.local_buffers
+        return (any(self.kernel.values[n].dtype == "bool" for n in names if n in self.kernel.values)
+                or any(buffers[sl.buffer].dtype == "bool" for sl in slices if sl.buffer in buffers))
 
     # ---- storage ---------------------------------------------------------------------
     def _alloc(self, name: str, size: int, dtype: str) -> str:
@@ -100,6 +116,9 @@ class CpuKernelRenderer:
         return lambda part: f"{self._alloc(f't_{name}_{part}', size, dtype)}[{index}]"
 
     def _held_ref(self, name: str, ctx: Ctx) -> str:
+        home = self.output_homes.get(name)
+        if home is not None:
+            return self._slice_text(home.dst, self._printer(ctx))
         size = self.n * (self.s.rows_per_group if self.s.kind == "column" else 1)
         return f"{self._alloc('h_' + name, size, self.kernel.values[name].dtype)}[{ctx.held}]"
 
@@ -192,6 +211,7 @@ class CpuKernelRenderer:
         s, n = self.s, self.n
         sweeps: CpuSweeps = sweeps_of(self.kernel)
         self.held = sweeps.held
+        self.output_homes = self._output_homes(sweeps)
         v, k = s.vector, s.accumulators
         step = v * k
         full = n // step
@@ -201,14 +221,15 @@ class CpuKernelRenderer:
         lines = self._block(sweeps.before, per_row)
         for sweep in sweeps.passes:
             for red in sweep.reduces:
-                lines += _loop(f"for j in {self.vectorized}({step}):",
+                lines += _loop(f"for j in {self._lanes([red])}({step}):",
                                [f"{self._accumulator(red, Ctx('j', '', '', {}))} = {const_text(red.init)}"])
             base = f"((st * {k} + kk) * {v})"
             main = Ctx(f"kk * {v} + vv", f"{base} + vv", "0", outer | _coords(self.kernel.row, base, "vv"))
             body = self._block(sweep.sweep, main)
+            ahead = self._prefetch_next_row(sweeps, row, base) if sweep is sweeps.passes[-1] else []
             if full:
-                lines += _loop(f"for st in T.serial({full}):",
-                               _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
+                lines += _loop(f"for st in T.serial({full}):", _loop(f"for kk in T.unroll({k}):", ahead + _loop(
+                    f"for vv in {self._lanes(sweep.sweep)}({v}):", body)))
             if n % step:
                 pos = f"({full * step} + e)"
                 tail = Ctx("e", pos, "0", outer | _coords(self.kernel.row, pos))
@@ -219,6 +240,58 @@ class CpuKernelRenderer:
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
         return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
 
+    def _prefetch_next_row(self, sweeps: CpuSweeps, row: str, base: str) -> list[str]:
+        """With several sweeps, the last one prefetches what the next row's first sweep loads
+        from DRAM, one cache line at a time: that sweep otherwise waits on memory with little
+        to compute (softmax's max), and the hardware prefetcher does not run ahead across the
+        sweeps of a row held in L1 (softmax 4096 x 1024, one core: 1848 -> 1394 us).  Loads
+        whose index depends on values (gathers) or a guard, and symbolic row counts, are left."""
+        s = self.s
+        if len(sweeps.passes) < 2 or is_symbolic(s.outer_size):
+            return []
+        row_axes = {a.name for a in self.kernel.row}
+        loads = [i for i in sweeps.passes[0].sweep if isinstance(i, Load) and i.src.predicate is None
+                 and not i.src.value_refs() and i.src.axes() & row_axes
+                 and i.src.buffer in self.program.buffers]
+        lines = []
+        for ld in loads:
+            elem = dtype_bytes(self.program.buffers[ld.src.buffer].dtype)
+            per_line = max(1, CACHE_LINE_BYTES // elem)
+            nxt = f"T.min({row} + 1, {s.outer_size - 1})"
+            for lane in range(0, s.vector, per_line):
+                axes = _coords(self.kernel.outer, nxt) | _coords(self.kernel.row, f"({base} + {lane})")
+                address = self._slice_text(ld.src, ExprPrinter(axes, {}))
+                lines.append(f'T.evaluate(T.call_llvm_intrin("void", "llvm.prefetch.p0", T.address_of({address}), 0, 3, 1))')
+        return lines
+
+    def _output_homes(self, sweeps: CpuSweeps) -> dict[str, Store]:
+        """Held row values kept in the output row that their last sweep overwrites, instead of
+        a per-task buffer: softmax's exp goes to the output in its sweep and is scaled in place
+        in the next.  The output's cache lines are then fetched while the sweep computes
+        (stores miss in the cache; a last sweep that only scales and stores waits on them).
+        Safe where the output has one store, in the held value's last reading sweep after its
+        last read, one element per point of the kernel (its index is the kernel's axes)."""
+        axes = {a.name for a in (*self.kernel.outer, *self.kernel.row)}
+        stores = [i for i in self.kernel.instrs if isinstance(i, Store)]
+        homes: dict[str, Store] = {}
+        for name in sorted(sweeps.held):
+            readers = [p.sweep for p in sweeps.passes if any(name in i.reads for i in p.sweep)]
+            if not readers:
+                continue
+            last = readers[-1]
+            last_read = max(j for j, i in enumerate(last) if name in i.reads)
+            for ins in last[last_read + 1:]:
+                index = ins.dst.index if isinstance(ins, Store) else ()
+                if (isinstance(ins, Store) and ins.dst.buffer in self.program.outputs
+                        and sum(st.dst.buffer == ins.dst.buffer for st in stores) == 1
+                        and ins not in homes.values() and ins.dst.predicate is None
+                        and self.program.buffers[ins.dst.buffer].dtype == self.kernel.values[name].dtype
+                        and all(isinstance(e, E.Var) for e in index) and {e.name for e in index} == axes
+                        and len(index) == len(axes)):
+                    homes[name] = ins
+                    break
+        return homes
+
     def _fold(self, red: Reduce) -> list[str]:
         """The accumulator vectors into one, then its lanes into the per-row value."""
         s = self.s
@@ -227,7 +300,7 @@ class CpuKernelRenderer:
         out = self._home(red.dst, Ctx("", "", "0", {}))
         lines = []
         if k > 1:
-            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in {self.vectorized}({v}):", [
+            lines += _loop(f"for kk in T.serial(1, {k}):", _loop(f"for vv in {self._lanes([red])}({v}):", [
                 f"{acc}[vv] = {combine_text(red.op, f'{acc}[vv]', f'{acc}[kk * {v} + vv]')}"]))
         lines.append(f"{out} = {acc}[0]")
         if v > 1:
@@ -243,18 +316,19 @@ class CpuKernelRenderer:
         outer = _coords(self.kernel.outer, base, "vv")
         guard = None if s.groups * block == s.outer_size else f"{base} < {s.outer_size}"
 
-        def over_block(body: list[str]) -> list[str]:
-            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body)))
+        def over_block(instrs, ctx: Ctx) -> list[str]:
+            body = self._block(instrs, ctx)
+            return _loop(f"for j in T.serial({block // v}):", _guard(guard, _loop(f"for vv in {self._lanes(instrs)}({v}):", body)))
 
         per = lambda: Ctx("vv", "", f"j * {v} + vv", outer)  # noqa: E731
-        lines = over_block(self._block(sweeps.before, per()))
+        lines = over_block(sweeps.before, per())
         for sweep in sweeps.passes:
             for red in sweep.reduces:
-                lines += _loop(f"for j in {self.vectorized}({block}):",
+                lines += _loop(f"for j in {self._lanes([red])}({block}):",
                                [f"{self._accumulator(red, Ctx('', '', 'j', {}))} = {const_text(red.init)}"])
             ctx = Ctx("vv", f"nn * {block} + j * {v} + vv", f"j * {v} + vv", outer | _coords(self.kernel.row, "nn"))
-            lines += _loop(f"for nn in T.serial({self.n}):", over_block(self._block(sweep.sweep, ctx)))
-            lines += over_block(self._block(sweep.after, per()))
+            lines += _loop(f"for nn in T.serial({self.n}):", over_block(sweep.sweep, ctx))
+            lines += over_block(sweep.after, per())
         return lines
 
     def _flat(self) -> list[str]:
@@ -264,30 +338,33 @@ class CpuKernelRenderer:
         v, k = s.vector, s.accumulators
         steps = s.rows_per_group // (v * k)
         base = f"(((t * {steps} + st) * {k} + kk) * {v})"
-        ctx = Ctx(f"kk * {v} + vv", "", "", _coords(self.kernel.outer, base, "vv"))
+        # a vector may cross the boundaries of fused axes: coordinates of each lane's element
+        # (TVM's simplifier folds them back into one contiguous index)
+        ctx = Ctx(f"kk * {v} + vv", "", "", _coords(self.kernel.outer, f"({base} + vv)"))
         body = self._block(self.kernel.instrs, ctx)
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"
         return _loop(f"for st in T.serial({steps}):",
-                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {self.vectorized}({v}):", body))))
+                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {self._lanes(self.kernel.instrs)}({v}):", body))))
 
     def _flat_rows(self) -> list[str]:
-        """Rows of the innermost axis: outer coordinates once per row, the row in vectors."""
+        """Rows of the innermost axes (`row_axes` of them, one contiguous run in every access):
+        outer coordinates once per row, the row in vectors."""
         s = self.s
         v, k, n = s.vector, s.accumulators, s.row_size
         step = v * k
         full = n // step
         row = f"(t * {s.rows_per_group} + r)"
-        outer = _coords(self.kernel.outer[:-1], row)
-        inner = self.kernel.outer[-1].name
+        outer = _coords(self.kernel.outer[:-s.row_axes], row)
+        inner = self.kernel.outer[-s.row_axes:]
         base = f"((st * {k} + kk) * {v})"
         lines = []
         if full:
-            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | {inner: f"({base} + vv)"}))
+            body = self._block(self.kernel.instrs, Ctx(f"kk * {v} + vv", "", "", outer | _coords(inner, f"({base} + vv)")))
             lines += _loop(f"for st in T.serial({full}):",
-                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self.vectorized}({v}):", body)))
+                           _loop(f"for kk in T.unroll({k}):", _loop(f"for vv in {self._lanes(self.kernel.instrs)}({v}):", body)))
         if n % step:
             pos = f"({full * step} + e)"
-            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | {inner: pos})))
+            lines += _loop(f"for e in T.serial({n % step}):", self._block(self.kernel.instrs, Ctx("e", "", "", outer | _coords(inner, pos))))
         guard = None if s.groups * s.rows_per_group == s.outer_size else f"{row} < {s.outer_size}"
         return _loop(f"for r in T.serial({s.rows_per_group}):", _guard(guard, lines))
 
@@ -309,7 +386,7 @@ class CpuKernelRenderer:
         for instrs, coords in phases:
             ctx = Ctx("vv", "", "", common | coords)
             body = self._block(instrs, ctx)
-            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in {self.vectorized}({tile}):", body))
+            fast = _loop(f"for i in T.serial({tile}):", _loop(f"for vv in {self._lanes(instrs)}({tile}):", body))
             if not ragged:
                 lines += fast
                 continue

@@ -85,10 +85,9 @@ def test_default_plan_and_choice_space(name: str, kind: str) -> None:
         assert {s.vector for s in strategies} >= {8, 16, 32}
         assert {s.accumulators for s in strategies} == {1, 2, 4, 8}
         modes = {(s.held, s.reload) for s in strategies}
-        # softmax's exp is kept or recomputed, its input reloaded or kept; layer norm (one level:
-        # sum and sum of squares together) only keeps or reloads x, streaming is reloading
-        assert modes == ({(True, True), (True, False), (False, True)} if name == "softmax"
-                         else {(True, True), (True, False)})
+        # softmax's exp and layer norm's x - mean (computed once) are kept or recomputed, the
+        # input reloaded or kept
+        assert modes == {(True, True), (True, False), (False, True)}
     if kind == "tile":
         assert {c.strategy.tile for c in found if c.strategy.kind == "tile"} == {8, 16, 32, 64}
 
@@ -100,3 +99,17 @@ def test_suite_defaults_hold_every_row_on_this_model() -> None:
         kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
         s = default_plan(kernel, sp.buffers, HW).strategy
         assert s.serial == 1 or s.kind in ("flat", "tile"), (case.name, s)
+
+
+@pytest.mark.parametrize("bias_shape, fused", [((1, 116, 1, 1), 2),   # per channel: H*W is one run
+                                               ((1, 1, 1, 28), 1),     # per column: W only
+                                               ((116, 28, 28), 3),     # the whole C*H*W
+                                               ((1, 116, 28, 1), 1)])  # broadcast inside the run
+def test_elementwise_rows_span_the_contiguous_innermost_axes(bias_shape, fused: int) -> None:
+    """A flat row covers the innermost axes that every access reads contiguously (or not at
+    all), so that an NCHW bias runs over H*W elements in whole vectors."""
+    kernel, sp = _kernel(lambda x, b: op.add(x, b), [(8, 116, 28, 28), bias_shape])
+    s = default_plan(kernel, sp.buffers, HW).strategy
+    assert s.kind == "flat" and s.row_axes == fused
+    assert s.row_size == (28 ** min(fused, 2) * (116 if fused == 3 else 1))
+    assert s.row_size % (s.vector * s.accumulators) == 0 or fused == 1

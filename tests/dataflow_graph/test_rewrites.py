@@ -10,8 +10,8 @@ from tvm import relax
 
 from intelligen_tvm import suite
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
-from intelligen_tvm.dataflow_graph.rewrites import (eliminate_dead_stores, eliminate_dead_values, forward_stores,
-                                                    monotonic_rewrites)
+from intelligen_tvm.dataflow_graph.rewrites import (eliminate_common_subexpressions, eliminate_dead_stores,
+                                                    eliminate_dead_values, forward_stores, monotonic_rewrites)
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Compute, Load, Program, Reduce, Store
@@ -80,9 +80,9 @@ def test_dead_values_are_dropped() -> None:
     k = eliminate_dead_stores(forward_stores(build_kernel(sp, "k")[0]), sp.outputs)
     x = _loads(k)[0].dst
     # an unused load, and a chain of computations nobody reads
-    k.instrs[1:1] = [Load("unused_x", _loads(k)[0].src), Compute("dead1", "exp", (x,)),
-                     Compute("dead2", "neg", ("dead1",))]
-    k.values.update({n: replace(k.values[x], name=n) for n in ("unused_x", "dead1", "dead2")})
+    dead = [Load("unused_x", _loads(k)[0].src), Compute("dead1", "exp", (x,)), Compute("dead2", "neg", ("dead1",))]
+    k = replace(k, instrs=(k.instrs[0], *dead, *k.instrs[1:]),
+                values={**k.values, **{n: replace(k.values[x], name=n) for n in ("unused_x", "dead1", "dead2")}})
     live = eliminate_dead_values(k)
     assert {"unused_x", "dead1", "dead2"}.isdisjoint(w for i in live.instrs for w in i.writes)
     assert {"unused_x", "dead1", "dead2"}.isdisjoint(live.values)
@@ -163,3 +163,21 @@ def test_rewrites_never_increase_bytes_on_random_chains() -> None:
             assert after <= before
             before = after
         assert before == ideal_dram_bytes(build_kernel(sp, "k")[0], _program(sp, k))
+
+
+def test_repeated_computations_are_computed_once() -> None:
+    """The BERT embedding's decomposed layer norm computes x - mean three times: once after
+    the rewrites, and the region still computes the reference."""
+    sp, feed, expected = suite_region("bert_embedding")
+    built = forward_stores(build_kernel(sp, "k")[0])
+    merged = eliminate_common_subexpressions(built)
+
+    def keys(kernel):
+        return [(i.op, i.args, kernel.values[i.dst].dtype) for i in kernel.instrs if isinstance(i, Compute)]
+    assert len(keys(built)) - len(set(keys(built))) >= 2
+    assert len(keys(merged)) == len(set(keys(merged)))
+    final = monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs)
+    assert len(keys(final)) == len(set(keys(final)))
+    got = interpret(_program(sp, final), feed)
+    for out, ref in expected.items():
+        np.testing.assert_allclose(got[out], ref, rtol=1e-5, atol=1e-5)

@@ -12,7 +12,7 @@ import pytest
 import intelligen_tvm
 from intelligen_tvm import suite
 from intelligen_tvm.gir.dot import LEVEL_COLOURS, human_bytes, program_dot
-from intelligen_tvm.gir.program import Level, Load, Store, Sync
+from intelligen_tvm.gir.program import Level, Load, Store, Sync, instr_op, instr_text
 from intelligen_tvm.inspection import region_details
 
 CUDA = {"kind": "cuda", "arch": "sm_90"}
@@ -40,6 +40,7 @@ def test_transpose_tile_shows_every_level_and_its_bytes() -> None:
         attrs = nodes[f"k0:i{i}"]
         if isinstance(ins, (Load, Store, Sync)):
             assert f'fillcolor="{LEVEL_COLOURS[ins.level]}"' in attrs
+        assert f'label="{instr_op(ins)}' in attrs and instr_op(ins) in instr_text(ins, kernel.values)
     levels = {ins.level for ins in kernel.instrs if isinstance(ins, (Load, Store))}
     assert levels == {Level.DRAM, Level.SRAM}
     assert any(isinstance(ins, Sync) for ins in kernel.instrs) and "shape=octagon" in text

@@ -44,3 +44,18 @@ def test_operators_follow_gir_semantics() -> None:
     assert apply_op("floordiv", "int32", [a, b]).tolist() == [3, -4]
     assert apply_op("floormod", "int32", [a, b]).tolist() == [1, 1]
     assert apply_op("lt", "bool", [a, b]).dtype == bool
+
+
+def test_axis_arithmetic_arguments_and_a_scalar_result() -> None:
+    """A select on a bound of the axes (concat) and a reduction over every axis into a 0-d buffer."""
+    o, r = E.Var("int32", "o0"), E.Var("int32", "r0")
+    row = frozenset({"o0", "r0"})
+    right = E.Call("bool", "le", (E.Const("int32", 3), r))
+    instrs = [Load("a", Slice("x", (o, r))), Compute("z", "select", (right, "a", E.Const(F32, 0.0))),
+              Reduce("s", "z", "sum", E.Const(F32, 0.0)), Store(Slice("total", ()), "s")]
+    values = {"a": Value("a", F32, row), "z": Value("z", F32, row), "s": Value("s", F32, frozenset())}
+    kernel = Kernel("k", (), (Axis("o0", 2), Axis("r0", 5)), instrs, values)
+    program = Program("p", {"x": Buffer("x", (2, 5), F32), "total": Buffer("total", (), F32)}, ["x"], ["total"],
+                      [kernel])
+    x = np.arange(10, dtype=F32).reshape(2, 5)
+    assert float(interpret(program, {"x": x})["total"]) == float(x[:, 3:].sum())

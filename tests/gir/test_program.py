@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, replace
+
 import pytest
 
 from intelligen_tvm.gir import expr as E
@@ -94,9 +96,31 @@ def test_text_form_names_every_instruction_kind() -> None:
 
 
 def test_text_shows_the_strategy_once_planned() -> None:
-    prog = _softmax_like()
-    prog.kernels[0].strategy = "row(threads_per_row=32)"
+    plain = _softmax_like()
+    prog = replace(plain, kernels=(replace(plain.kernels[0], strategy="row(threads_per_row=32)"),))
     assert "    strategy row(threads_per_row=32)" in prog.text().splitlines()
+
+
+def test_programs_and_kernels_are_immutable_and_own_their_fields() -> None:
+    instrs = [Load("x", Slice("x", (v("o0"), v("r0")))), Store(Slice("out", (v("o0"), v("r0"))), "x")]
+    values = {"x": Value("x", F32, frozenset({"o0", "r0"}))}
+    k = Kernel("k0", (Axis("o0", 8),), (Axis("r0", 64),), instrs, values)
+    buffers = {"x": Buffer("x", (8, 64), F32), "out": Buffer("out", (8, 64), F32)}
+    prog = Program("p", buffers, ["x"], ["out"], [k])
+    instrs.append(Sync(Level.SRAM))     # what the caller passed in is copied, not shared
+    values["y"] = values["x"]
+    buffers.clear()
+    assert len(k.instrs) == 2 and set(k.values) == {"x"} and set(prog.buffers) == {"x", "out"}
+    assert isinstance(prog.kernels, tuple) and isinstance(prog.inputs, tuple)
+    with pytest.raises(FrozenInstanceError):
+        k.strategy = None
+    with pytest.raises(FrozenInstanceError):
+        prog.kernels = ()
+    with pytest.raises(TypeError):
+        k.values["y"] = values["x"]
+    with pytest.raises(TypeError):
+        prog.buffers["y"] = prog.buffers["x"]
+    assert replace(k, instrs=instrs).instrs == (*k.instrs, Sync(Level.SRAM))
 
 
 def test_instruction_reads_and_writes() -> None:

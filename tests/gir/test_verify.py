@@ -61,14 +61,16 @@ def with_instr(kernel: Kernel, n: int, ins) -> Kernel:
     return replace(kernel, instrs=instrs)
 
 
+def with_value(kernel: Kernel, value: Value) -> Kernel:
+    return replace(kernel, values={**kernel.values, value.name: value})
+
+
 def test_good_program_verifies() -> None:
     verify(program(good_kernel()), HW)
     # group scope over 256 threads per row is fine too
     verify(program(good_kernel(Scope.GROUP, row_strategy(t=256, vector=1, rows_per_group=1))), HW)
     # an unplanned kernel gets the structural checks only
-    unplanned = good_kernel()
-    unplanned.strategy = None
-    verify(program(unplanned), HW)
+    verify(program(replace(good_kernel(), strategy=None)), HW)
 
 
 def test_unknown_axis() -> None:
@@ -93,7 +95,7 @@ def test_constant_index_out_of_bounds(index: int) -> None:
 
 def test_constant_index_in_bounds_is_fine() -> None:
     k = with_instr(good_kernel(), 0, Load("x", Slice("x", (E.Const(I32, ROWS - 1), v("r0")))))
-    k.values["x"] = Value("x", F32, frozenset({"r0"}))
+    k = with_value(k, Value("x", F32, frozenset({"r0"})))
     verify(program(k), HW)
 
 
@@ -129,8 +131,7 @@ def test_lane_scope_reduction_of_a_row_split_over_lanes() -> None:
 
 
 def test_reduce_result_that_still_varies_over_row_axes() -> None:
-    k = good_kernel()
-    k.values["s"] = Value("s", F32, frozenset({"o0", "r0"}))
+    k = with_value(good_kernel(), Value("s", F32, frozenset({"o0", "r0"})))
     with pytest.raises(VerifyError, match="still varies over row axes"):
         verify(program(k), HW)
 
@@ -192,8 +193,7 @@ def test_affine_index_out_of_bounds() -> None:
 def _staged_kernel(with_sync: bool) -> tuple[Kernel, Program]:
     """x -> reg -> SRAM tile -> (sync) -> reg -> out: the transpose-tile shape of code."""
     tile = Buffer("tile", (ROWS, N), F32, Level.SRAM)
-    k = good_kernel()
-    k.values["x2"] = Value("x2", F32, frozenset({"o0", "r0"}))
+    k = with_value(good_kernel(), Value("x2", F32, frozenset({"o0", "r0"})))
     instrs = [k.instrs[0], Store(Slice("tile", (v("o0"), v("r0"))), "x", Level.SRAM)]
     if with_sync:
         instrs.append(Sync(Level.SRAM))

@@ -14,7 +14,7 @@ from tvm.target import codegen
 
 import intelligen_tvm
 from intelligen_tvm import suite, targets
-from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
+from intelligen_tvm.dataflow_graph.choices import default_plan, enumerate_candidates
 from intelligen_tvm.dataflow_graph.cpu_plan import CpuModel
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
@@ -92,3 +92,73 @@ def test_sampled_cpu_candidates_match_reference(name: str) -> None:
         func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in sp.inputs], target=HOST)
         np.testing.assert_allclose(actual, expected[out], rtol=1e-4, atol=1e-5, err_msg=f"{name}: {candidate.strategy}")
+
+
+@pytest.mark.parametrize("bias_shape", [(1, 116, 1, 1), (1, 1, 1, 28), (116, 28, 28), (1, 116, 28, 1)])
+def test_elementwise_rows_over_fused_axes_are_contiguous_and_right(bias_shape) -> None:
+    """Rows spanning several innermost axes: every candidate (vectors crossing the fused axes'
+    boundaries, scalar tails) matches numpy, and the shipped kernel loads whole vectors (no gathers)."""
+    x_shape = (3, 116, 28, 28)
+    sp, _ = chain_stages(lambda x, b: op.add(x, b), [x_shape, bias_shape])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    program = Program("r", sp.buffers, sp.inputs, sp.outputs, [])
+    rng = np.random.default_rng(0)
+    x = (3 * rng.standard_normal(x_shape) + 2).astype("float32")
+    b = (rng.standard_normal(bias_shape) + 100).astype("float32")
+    candidates = enumerate_candidates(kernel, program, HW)
+    assert {c.strategy.row_axes for c in candidates} == {default_plan(kernel, sp.buffers, HW).strategy.row_axes}
+    for k, cand in enumerate(candidates[:: max(1, len(candidates) // 6)]):
+        planned = replace(program, name=f"cand{k}", kernels=[cand])
+        func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
+        (got,) = run_prim_func(func, [x, b], target=HOST)
+        np.testing.assert_array_equal(got, x + b, err_msg=str(cand.strategy))
+    assert "gather" not in _asm(lambda x, b: op.add(x, b), [x_shape, bias_shape], AVX512)
+
+
+def test_only_loops_over_bool_lanes_are_unrolled() -> None:
+    """TVM's LLVM vectorizer gets bool lanes wrong, so a loop whose body touches a bool value
+    runs lane by lane; the BERT embedding's bools are per row (index normalisation, outside the
+    sweeps), so its sweeps stay vectors, while an elementwise `where` runs lane by lane."""
+    def source(name: str, sp, kernel) -> str:
+        program = Program(name, sp.buffers, sp.inputs, sp.outputs, [])
+        planned = replace(program, kernels=[default_plan(kernel, sp.buffers, HW)])
+        return targets.render_source(planned, "llvm", name)
+
+    sp, _, _ = suite_region("bert_embedding", small=True)
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    assert any(v.dtype == "bool" for v in kernel.values.values())
+    text = source("emb", sp, kernel)
+    assert "T.vectorized" in text and "T.unroll(8)" not in text and "T.unroll(16)" not in text
+
+    sp, _ = chain_stages(lambda x, y: op.where(op.less(x, y), x, y), [(64, 256), (64, 256)])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    assert "T.vectorized" not in source("where", sp, kernel)
+
+
+def test_softmax_keeps_exp_in_its_output_row_and_prefetches_the_next_row() -> None:
+    """exp(x - max) goes to the output in the sum's sweep and is scaled there in place (the
+    output's cache lines load while exp computes), not to a per-task buffer; the last sweep
+    prefetches the next row's input; numbers unchanged."""
+    sp, _ = chain_stages(lambda x: op.nn.softmax(x), [(64, 1000)])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    program = Program("sm", sp.buffers, sp.inputs, sp.outputs, [])
+    text = targets.render_source(replace(program, kernels=[default_plan(kernel, sp.buffers, HW)]), "llvm", "sm")
+    (out,) = sp.outputs
+    assert not any(line.strip().startswith("h_") for line in text.splitlines())   # no per-task row buffer
+    assert f"= b_{out}[" in text   # the output row is read back (exp) before its final store
+    (x_name,) = sp.inputs   # the last sweep prefetches the next row's input, one line per vector
+    assert text.count("llvm.prefetch") == 1 and f"T.address_of(b_{x_name}[T.min(" in text
+    x = (3 * np.random.default_rng(0).standard_normal((64, 1000)) + 2).astype("float32")
+    (got,) = run_prim_func(targets.parse_source(text), [x], target=HOST)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+def test_a_single_sweep_has_nothing_to_prefetch() -> None:
+    """One sweep per row (a mean) streams: the hardware prefetcher follows it unaided."""
+    sp, _ = chain_stages(lambda x: op.mean(x, axis=[1], keepdims=True), [(64, 1024)])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    program = Program("m", sp.buffers, sp.inputs, sp.outputs, [])
+    plan = default_plan(kernel, sp.buffers, HW)
+    assert plan.strategy.kind == "row"
+    assert "prefetch" not in targets.render_source(replace(program, kernels=[plan]), "llvm", "m")

@@ -5,6 +5,8 @@ it (its default) and spans its choice space.  Split rows refine the row family
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ...gir.hardware import HardwareModel
 from ...gir.program import Buffer, Kernel
 from .base import Family
@@ -16,5 +18,5 @@ from .tile import TILE
 FAMILIES: tuple[Family, ...] = (TILE, FLAT, COLUMN, ROW)
 
 
-def family_of(kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> Family:
+def family_of(kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> Family:
     return next(f for f in FAMILIES if f.applies(kernel, buffers, hw))

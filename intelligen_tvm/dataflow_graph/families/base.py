@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
@@ -21,9 +22,9 @@ class Family(Protocol):
 
     kind: PlanFamily
 
-    def applies(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> bool: ...
-    def default(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> ParallelStrategy: ...
-    def space(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]: ...
+    def applies(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> bool: ...
+    def default(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> ParallelStrategy: ...
+    def space(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]: ...
 
 
 def default_units(hw: HardwareModel) -> int:

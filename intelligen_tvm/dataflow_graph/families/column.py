@@ -4,6 +4,7 @@ otherwise streams through a serial loop."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import product
 
 from ...gir import expr as E
@@ -28,7 +29,7 @@ def column_strategy(kernel: Kernel, hw: HardwareModel, units: int, chunks: int) 
     return ParallelStrategy(PlanFamily.COLUMN, groups, units, lanes, units, lanes, 1, chunks, serial, rows, n)
 
 
-def _main_load(kernel: Kernel, buffers: dict[str, Buffer]) -> Load | None:
+def _main_load(kernel: Kernel, buffers: Mapping[str, Buffer]) -> Load | None:
     lds = [i for i in kernel.instrs if isinstance(i, Load)]
     if not lds:
         return None
@@ -38,7 +39,7 @@ def _main_load(kernel: Kernel, buffers: dict[str, Buffer]) -> Load | None:
 class Column:
     kind = PlanFamily.COLUMN
 
-    def applies(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> bool:
+    def applies(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> bool:
         """The largest load walks the innermost outer axis fastest: the row is strided."""
         if not kernel.row:
             return False
@@ -46,7 +47,7 @@ class Column:
         last = main.src.index[-1] if main is not None and main.src.index else None
         return isinstance(last, E.Var) and bool(kernel.outer) and last.name == kernel.outer[-1].name
 
-    def default(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
+    def default(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
         """Hold the strided row in registers when it fits (one DRAM read), with as few units
         (at least the default) as the register budget allows; otherwise stream it (one sweep
         per reduction level)."""
@@ -59,7 +60,7 @@ class Column:
         units = next(u for u in range(units, max(units, n) + 1) if -(-n // u) <= hw.reg_elems_per_lane)
         return column_strategy(kernel, hw, units, chunks=-(-n // units))
 
-    def space(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
+    def space(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
         """Streamed (several serial steps) or held on chip (one step: `chunks` covers the row)."""
         n = numel(a.extent for a in kernel.row)
         if is_symbolic(n):   # a strided row of symbolic length: not planned (see default)

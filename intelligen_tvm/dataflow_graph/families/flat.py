@@ -3,6 +3,7 @@ space per lane."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import product
 
 from ...gir.hardware import HardwareModel
@@ -23,16 +24,16 @@ def flat_strategy(kernel: Kernel, hw: HardwareModel, units: int, vector: int) ->
 class Flat:
     kind = PlanFamily.FLAT
 
-    def applies(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> bool:
+    def applies(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> bool:
         return not kernel.row
 
-    def default(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
+    def default(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
         """Vectors as wide as the widest dtype allows."""
         width = max(dtype_bytes(b.dtype) for b in buffers.values())
         vec = vector_width(kernel.outer[-1].extent, width, hw) if kernel.outer else 1
         return flat_strategy(kernel, hw, units=default_units(hw), vector=vec)
 
-    def space(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
+    def space(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
         inner = kernel.outer[-1].extent if kernel.outer else 1
         return [flat_strategy(kernel, hw, u, v) for u, v in product(FLAT_UNITS, VECTORS) if inner % v == 0]
 

@@ -4,6 +4,7 @@ it does not fit (one sweep per reduction level); few long rows are split (split_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import product
 
 from ...gir.hardware import HardwareModel
@@ -36,10 +37,10 @@ def row_strategy(kernel: Kernel, hw: HardwareModel, threads_per_row: int, vector
 class Row:
     kind = PlanFamily.ROW
 
-    def applies(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> bool:
+    def applies(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> bool:
         return bool(kernel.row)
 
-    def default(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
+    def default(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
         """A unit per short row, a group per long one; streamed when too long to hold, split
         when there are too few rows to fill the machine."""
         n = numel(a.extent for a in kernel.row)
@@ -53,7 +54,7 @@ class Row:
             strategy = row_strategy(kernel, hw, t, vec, 1, chunks=DEFAULT_STREAM_CHUNKS)
         return SPLIT_ROW.default_for(kernel, hw, vec) or strategy
 
-    def space(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
+    def space(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
         n = numel(a.extent for a in kernel.row)
         lanes = hw.lanes_per_unit
         out = []

@@ -5,6 +5,7 @@ family's default and space include it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import product
 
 from ...gir.hardware import HardwareModel
@@ -51,7 +52,7 @@ def split_row_strategy(kernel: Kernel, hw: HardwareModel, splits: int, threads: 
 class SplitRow:
     kind = PlanFamily.SPLIT_ROW
 
-    def applies(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> bool:
+    def applies(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> bool:
         return bool(kernel.row) and splittable(kernel)
 
     def default_for(self, kernel: Kernel, hw: HardwareModel, vector: int) -> ParallelStrategy | None:
@@ -69,7 +70,7 @@ class SplitRow:
         return split_row_strategy(kernel, hw, min(-(-resident // rows), n // step), threads, vector,
                                   DEFAULT_STREAM_CHUNKS)
 
-    def space(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
+    def space(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
         """Splits of the row whose slices are whole steps of the streamed-row knobs (rounding
         a slice up to whole steps can merge two split counts into one plan: kept once)."""
         if not splittable(kernel):

@@ -3,6 +3,8 @@ the direct strided copy, i.e. the flat plans)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ...gir.hardware import HardwareModel
 from ...gir.program import Buffer, Kernel, numel
 from ...gir.strategy import ParallelStrategy, PlanFamily
@@ -28,7 +30,7 @@ def tile_strategy(kernel: Kernel, hw: HardwareModel, units: int) -> ParallelStra
 class Tile:
     kind = PlanFamily.TILE
 
-    def applies(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> bool:
+    def applies(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> bool:
         """A transpose tile pays off once both edges fill half of it."""
         if kernel.row:
             return False
@@ -36,10 +38,10 @@ class Tile:
         half = hw.lanes_per_unit // 2
         return a is not None and kernel.axes[a] >= half and kernel.outer[-1].extent >= half
 
-    def default(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
+    def default(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> ParallelStrategy:
         return tile_strategy(kernel, hw, units=default_units(hw))
 
-    def space(self, kernel: Kernel, buffers: dict[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
+    def space(self, kernel: Kernel, buffers: Mapping[str, Buffer], hw: HardwareModel) -> list[ParallelStrategy]:
         return [tile_strategy(kernel, hw, u) for u in TILE_UNITS] + FLAT.space(kernel, buffers, hw)
 
 

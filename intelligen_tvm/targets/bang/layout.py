@@ -10,6 +10,7 @@ as `rest + sum(coeff * axis)` so that a row of a slice becomes one `__memcpy`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -160,7 +161,7 @@ def _accesses(kernel: Kernel) -> list[tuple[Slice, str]]:
     return out
 
 
-def column_problem(kernel: Kernel, buffers: dict[str, Buffer], cols: tuple[Axis, ...]) -> str | None:
+def column_problem(kernel: Kernel, buffers: Mapping[str, Buffer], cols: tuple[Axis, ...]) -> str | None:
     """Why `cols` cannot be the NRAM row of this kernel (None when it can): every access of a
     value that varies over some column must vary over all of them, contiguously in DRAM."""
     names = {a.name for a in cols}
@@ -179,7 +180,7 @@ def column_problem(kernel: Kernel, buffers: dict[str, Buffer], cols: tuple[Axis,
     return None
 
 
-def choose_columns(kernel: Kernel, buffers: dict[str, Buffer], max_cols: int) -> tuple[Axis, ...]:
+def choose_columns(kernel: Kernel, buffers: Mapping[str, Buffer], max_cols: int) -> tuple[Axis, ...]:
     """The NRAM row: a reduction's row axes; else the longest contiguous suffix that fits
     and leaves an axis to enumerate rows."""
     if kernel.row:
