@@ -70,8 +70,12 @@ class Launch:
     grid: tuple[str, str, str]     # launch extents as TIR expressions
     block: tuple[str, str, str]
 
+    def geometry_at(self, symbols: dict[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(grid, block) at the given symbol values."""
+        return tuple(evaluate(e, symbols) for e in self.grid), tuple(evaluate(e, symbols) for e in self.block)
+
     def threads_at(self, symbols: dict[str, int]) -> int:
-        return int(np.prod([evaluate(e, symbols) for e in (*self.grid, *self.block)], dtype=np.int64))
+        return int(np.prod([np.prod(x) for x in self.geometry_at(symbols)], dtype=np.int64))
 
 
 @dataclass(frozen=True)
