@@ -8,6 +8,7 @@ softmax, norms, GELU and friends without a per-op table.
 
 from __future__ import annotations
 
+import functools
 import keyword
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,9 +56,11 @@ _COMBINERS = {"add": "sum", "max": "max", "min": "min", "mul": "prod"}
 class _ExprReader:
     """Converts TIR expressions; buffer and variable names are mapped to region names."""
 
-    def __init__(self, buffer_names: dict[object, str], var_names: dict[object, Expr]):
+    def __init__(self, buffer_names: dict[object, str], var_names: dict[object, Expr],
+                 domains: Mapping[object, tvm.ir.Range] | None = None):
         self.buffer_names = buffer_names
         self.var_names = var_names
+        self.domains = domains or {}
 
     def __call__(self, e, index: bool = False) -> Expr:
         """Index arithmetic is done in int32 (our axes are int32); data keeps its dtype."""
@@ -80,7 +83,7 @@ class _ExprReader:
             name = self.buffer_names.get(e.source)
             if name is None:
                 raise Unsupported(f"load from unknown buffer {e.source.name}")
-            ld = Load(str(e.ty), name, tuple(self(i, True) for i in e.indices))
+            ld = Load(str(e.ty), name, tuple(self(i, True) for i in _fold_symbolic_division(e.indices, self.domains)))
             # A gathered position (int64 data) joins int32 index arithmetic as int32.
             return Call(dtype, "cast", (ld,)) if index and ld.dtype != dtype else ld
         if isinstance(e, _COMPARISONS) and not index:
@@ -106,6 +109,58 @@ class _ExprReader:
                 return Call(dtype, gir_op, tuple(sub(a) for a in e.args))
             raise Unsupported(f"intrinsic {op} has no GIR lowering")
         raise Unsupported(f"expression {type(e).__name__} has no GIR lowering")
+
+
+def _fold_symbolic_division(indices, domains: Mapping[object, tvm.ir.Range]) -> list:
+    """A reshape over symbolic extents loads at `((i * seq + j) // seq) % batch`: TVM's simplifier
+    does not divide by a symbol, but with 0 <= j < seq (the axis domains) that is i, and
+    `(i * seq + j) % seq` is j.  Indices without a division by a non-constant stay as they are."""
+    indices = list(indices)
+    if not any(_divides_by_symbol(i) for i in indices):
+        return indices
+    analyzer = tvm.sym.Analyzer()
+    for var, dom in domains.items():
+        analyzer.bind(var, dom)
+    indices = [analyzer.simplify(i) for i in indices]
+
+    def fold(e):
+        if isinstance(e, (tirx.Add, tirx.Sub, tirx.Mul)):
+            return type(e)(fold(e.a), fold(e.b))
+        if not isinstance(e, (tirx.FloorDiv, tirx.FloorMod)):
+            return e
+        a, d = fold(e.a), fold(e.b)
+        terms = _sum_terms(a)
+        quotients = [_quotient(t, d, analyzer) for t in terms]
+        rest = [t for t, q in zip(terms, quotients) if q is None]
+        r = functools.reduce(tirx.Add, rest) if rest else tirx.IntImm(a.ty, 0)
+        if analyzer.can_prove(r >= 0) and analyzer.can_prove(r < d):
+            if isinstance(e, tirx.FloorMod):
+                return r
+            kept = [q for q in quotients if q is not None]
+            return functools.reduce(tirx.Add, kept) if kept else tirx.IntImm(a.ty, 0)
+        return type(e)(a, d)
+
+    return [analyzer.simplify(fold(i)) for i in indices]
+
+
+def _divides_by_symbol(e) -> bool:
+    if isinstance(e, (tirx.FloorDiv, tirx.FloorMod)) and not isinstance(e.b, tirx.IntImm):
+        return True
+    return any(_divides_by_symbol(getattr(e, f)) for f in ("a", "b") if hasattr(e, f))
+
+
+def _sum_terms(e) -> list:
+    return _sum_terms(e.a) + _sum_terms(e.b) if isinstance(e, tirx.Add) else [e]
+
+
+def _quotient(term, d, analyzer):
+    """term / d when term is a product with the factor d, else None."""
+    if isinstance(term, tirx.Mul):
+        if analyzer.can_prove_equal(term.b, d):
+            return term.a
+        if analyzer.can_prove_equal(term.a, d):
+            return term.b
+    return None
 
 
 def _is_index_arithmetic(e: Expr) -> bool:
@@ -235,7 +290,7 @@ def _read_block(realize: SBlockRealize, buffer_names, prefix: str, hints: Mappin
             reduce.append((name, extent))
         else:
             raise Unsupported(f"block {block.name_hint} has an opaque iterator")
-    read = _ExprReader(buffer_names, var_map)
+    read = _ExprReader(buffer_names, var_map, {iv.var: iv.dom for iv in block.iter_vars})
     body = block.body
     if not isinstance(body, tirx.BufferStore):
         raise Unsupported(f"block {block.name_hint} is not a single store")

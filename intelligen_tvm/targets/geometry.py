@@ -134,7 +134,8 @@ class TileGeometry(RowGeometry):
 
     def row_valid(self, load_side: bool) -> str | None:
         s = self.s
-        axes, text = self.kernel.axes, self.axis_text(load_side)
+        # the coordinates before their int32 cast: a symbolic extent is an int64 shape variable
+        axes, text = self.kernel.axes, self.coords(load_side)
         conds = [f"{text[x]} < {axes[x]}" for x in s.tile_axes if axes[x] % s.lanes]
         return " and ".join(conds) or None
 

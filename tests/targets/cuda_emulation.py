@@ -5,6 +5,10 @@ shared memory, guarded global buffers; see the header).
 The launches are read off the compiled module itself: a pass instrument keeps the module after
 TVM's SplitHostDevice, whose host functions call each kernel (`T.call_ffi_kernel`) with its
 argument buffers and launch extents, in launch order (a split row's phases included).
+
+Symbolic kernels: buffer extents, scalar kernel arguments (the symbols, or expressions of them) and
+launch extents are kept as TIR expressions and evaluated for the symbol values of each run (bound
+from the input arrays' shapes); the driver, built once, reads those values from the run folder.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -37,23 +42,40 @@ _ALLOWED_INCLUDES = {"<cstdint>", "<type_traits>", "<cuda.h>", "<cuda_fp16.h>", 
                      "<cuda/std/type_traits>"}
 
 
+def evaluate(expr: str, symbols: dict[str, int]) -> int:
+    """A TIR integer expression as TVMScript prints it (`T.int64(0) - (T.int64(0) - n) // T.int64(4)`)
+    at the given symbol values; `//` and `%` are TIR's floordiv / floormod, as in Python."""
+    t = SimpleNamespace(int64=int, int32=int, Cast=lambda _dtype, v: v, max=max, min=min,
+                        floordiv=lambda a, b: a // b, floormod=lambda a, b: a % b)
+    return int(eval(expr, {"__builtins__": {}, "T": t}, dict(symbols)))
+
+
 @dataclass(frozen=True)
 class Buffer:
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[str, ...]         # extents as TIR expressions (digits when static)
     dtype: str
 
-    @property
-    def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+    def shape_at(self, symbols: dict[str, int]) -> tuple[int, ...]:
+        return tuple(evaluate(d, symbols) for d in self.shape)
+
+    def numel_at(self, symbols: dict[str, int]) -> int:
+        return int(np.prod(self.shape_at(symbols), dtype=np.int64))
 
 
 @dataclass(frozen=True)
 class Launch:
     kernel: str
-    args: tuple[str, ...]          # buffer names (parameters or workspaces of the host function)
-    grid: tuple[int, int, int]
-    block: tuple[int, int, int]
+    args: tuple[str, ...]          # buffer names (parameters or workspaces) or scalar TIR expressions
+    grid: tuple[str, str, str]     # launch extents as TIR expressions
+    block: tuple[str, str, str]
+
+    def geometry_at(self, symbols: dict[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(grid, block) at the given symbol values."""
+        return tuple(evaluate(e, symbols) for e in self.grid), tuple(evaluate(e, symbols) for e in self.block)
+
+    def threads_at(self, symbols: dict[str, int]) -> int:
+        return int(np.prod([np.prod(x) for x in self.geometry_at(symbols)], dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -75,10 +97,37 @@ class CudaBuild:
 
 # ---- reading the compiled module ---------------------------------------------------------------
 
-def _buffer_decl(text: str) -> tuple[tuple[int, ...], str]:
-    m = re.match(r'\(\(([\d, ]*)\)(?:, "(\w+)")?', text)
-    shape = tuple(int(d) for d in m.group(1).replace(" ", "").split(",") if d)
-    return shape, m.group(2) or "float32"
+def _split_top(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses and brackets, items stripped."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += 1 if c in "([" else -1 if c in ")]" else 0
+        if c == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    items.append(text[start:].strip())
+    return [i for i in items if i]
+
+
+def _call_args(text: str, start: int) -> str:
+    """The text between the parenthesis at `start` and its match."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start + 1:i]
+    raise ValueError(f"unbalanced parentheses in {text[start:start + 200]!r}")
+
+
+def _buffers(text: str, pattern: str) -> tuple[Buffer, ...]:
+    """Every `<name><pattern>((shape), "dtype", ...)` declaration in `text`."""
+    out = []
+    for m in re.finditer(r"(\w+)" + pattern, text):
+        items = _split_top(_call_args(text, m.end() - 1))
+        shape = tuple(_split_top(items[0][1:-1]))
+        dtype = items[1].strip('"') if len(items) > 1 and items[1].startswith('"') else "float32"
+        out.append(Buffer(m.group(1), shape, dtype))
+    return tuple(out)
 
 
 def parse_host(script: str) -> list[HostFunc]:
@@ -88,28 +137,32 @@ def parse_host(script: str) -> list[HostFunc]:
         if "T.call_ffi_kernel(" not in chunk:
             continue
         head = re.search(r"def (\w+)\((.*)\):", chunk)
-        params = tuple(Buffer(n, *_buffer_decl(rest)) for n, rest in
-                       re.findall(r'(\w+): T\.Buffer(\(\([\d, ]*\)(?:, "\w+")?)', head.group(2)))
-        workspaces = tuple(Buffer(n, *_buffer_decl(rest)) for n, rest in
-                           re.findall(r'(\w+) = T\.alloc_buffer(\(\([\d, ]*\)(?:, "\w+")?)', chunk))
+        params = _buffers(head.group(2), r": T\.Buffer\(")
+        workspaces = _buffers(chunk, r" = T\.alloc_buffer\(")
+        lets = dict(re.findall(r"(\w+): T\.let\[T\.\w+\] = (.+)", chunk))
         alias = {n: src for n, src in re.findall(r"(\w+) = (\w+)\.view\(", chunk)}
         alias |= {n: src for n, src in re.findall(r"(\w+) = T\.decl_buffer\(.*data=(\w+)\.data", chunk)}
         launches = []
         for m in re.finditer(r'T\.call_ffi_kernel\("(\w+)", (.*), launch_params=\[([^\]]*)\]', chunk):
-            items = [a.strip() for a in m.group(2).split(",")]
+            items = [_inline(a, lets) for a in _split_top(m.group(2))]
             tags = [t.strip().strip('"') for t in m.group(3).split(",") if t.strip()]
-            extents = dict(zip(tags, (int(v) for v in items[len(items) - len(tags):])))
+            extents = dict(zip(tags, items[len(items) - len(tags):]))
             args = []
             for a in items[:len(items) - len(tags)]:
-                assert a.endswith(".data"), f"kernel argument {a!r} is not a buffer"
-                name = a[:-len(".data")]
+                name = a[:-len(".data")] if a.endswith(".data") else a   # else a scalar: a symbol or expression
                 args.append(alias.get(name, name))
-            grid = tuple(extents.pop(f"blockIdx.{d}", 1) for d in "xyz")
-            block = tuple(extents.pop(f"threadIdx.{d}", 1) for d in "xyz")
+            grid = tuple(extents.pop(f"blockIdx.{d}", "1") for d in "xyz")
+            block = tuple(extents.pop(f"threadIdx.{d}", "1") for d in "xyz")
             assert not extents, f"unknown launch parameters {extents}"
             launches.append(Launch(m.group(1), tuple(args), grid, block))
         out.append(HostFunc(head.group(1), params, workspaces, tuple(launches)))
     return out
+
+
+def _inline(expr: str, lets: dict[str, str]) -> str:
+    """`expr` with the host function's `T.let` names replaced by their (parenthesized) values."""
+    return re.sub(r"\b\w+\b", lambda m: f"({_inline(lets[m.group(0)], lets)})" if m.group(0) in lets
+                  else m.group(0), expr)
 
 
 def compile_cuda(mod: tvm.IRModule, relax_pipeline: str | None = "intelligen") -> CudaBuild:
@@ -146,18 +199,53 @@ def prepare_source(source: str) -> str:
     return _SHARED.sub(lambda m: f"CUDA_EMU_SHARED({m.group(1)}, {m.group(2)}, {m.group(3)});", out)
 
 
+def only_kernels(source: str, names: set[str]) -> str:
+    """`source` without the kernels (declarations and definitions) not in `names`: a module's
+    other kernels (TVM's own matmuls) need not build under the emulation header."""
+    out, pos = [], 0
+    for m in re.finditer(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', source):
+        if m.start() < pos or m.group(1) in names:
+            continue
+        end = source.index(")", m.end()) + 1
+        while source[end] == " ":
+            end += 1
+        if source[end] == "{":
+            depth = 0
+            for end in range(end, len(source)):
+                depth += {"{": 1, "}": -1}.get(source[end], 0)
+                if depth == 0:
+                    break
+        out.append(source[pos:m.start()])
+        pos = end + 1
+    return "".join(out) + source[pos:]
+
+
 def kernel_signatures(source: str) -> dict[str, tuple[int, list[str]]]:
-    """Kernel name -> (launch bound, pointer type of every parameter)."""
+    """Kernel name -> (launch bound, type of every parameter: `float*`, or a scalar's `int64_t`)."""
     out = {}
     for bound, name, params in _KERNEL.findall(source):
-        types = [re.match(r"\s*(.+?)\s*\*", p).group(1) for p in params.split(",")]
+        types = [re.sub(r"\s*__restrict__\s*", "", re.match(r"\s*(.+?\*|\S+)", p).group(1)).strip()
+                 for p in params.split(",")]
         out[name] = (int(bound), types)
+    return out
+
+
+def run_time_values(host: HostFunc) -> list[str]:
+    """The expressions the driver reads from `dims.bin` at run time, in order: every buffer's
+    element count, then every scalar argument and launch extent of every launch."""
+    buffers = {b.name for b in (*host.params, *host.workspaces)}
+    out = [" * ".join(f"({d})" for d in b.shape) or "1" for b in (*host.params, *host.workspaces)]
+    for ln in host.launches:
+        out += [a for a in ln.args if a not in buffers] + [*ln.grid, *ln.block]
     return out
 
 
 def driver_source(source: str, host: HostFunc, n_outputs: int) -> str:
     sigs = kernel_signatures(source)
     n_in = len(host.params) - n_outputs
+    values = iter(range(len(run_time_values(host))))
+    buffers = {b.name for b in (*host.params, *host.workspaces)}
+    source = only_kernels(source, {ln.kernel for ln in host.launches})
     lines = ['#include "cuda_emu.h"', prepare_source(source), "#include <fstream>", "#include <string>", "",
              "static void io(void* p, long bytes, const std::string& path, bool out) {",
              "  if (out) { std::ofstream(path, std::ios::binary).write((const char*)p, bytes); return; }",
@@ -165,24 +253,29 @@ def driver_source(source: str, host: HostFunc, n_outputs: int) -> str:
              '  if (!f) cuda_emu::fail("driver", "cannot read %s", path.c_str());',
              "}", "",
              "int main(int argc, char** argv) {",
-             '  const std::string dir = argc > 1 ? argv[1] : ".";']
+             '  const std::string dir = argc > 1 ? argv[1] : ".";',
+             f"  int64_t v[{len(run_time_values(host)) + 1}];",
+             f'  io(v, sizeof(v) - sizeof(int64_t), dir + "/dims.bin", false);']
+    numel = {}
     for i, b in enumerate((*host.params, *host.workspaces)):
         c_type = _C_TYPES[b.dtype]
-        bytes_ = b.numel * np.dtype(b.dtype).itemsize
+        numel[b.name] = f"v[{next(values)}]"
+        bytes_ = f"{numel[b.name]} * {np.dtype(b.dtype).itemsize}"
         lines.append(f'  auto* {b.name} = static_cast<{c_type}*>(cuda_emu::alloc({bytes_}, "{b.name}"));')
         if i < n_in:
             lines.append(f'  io({b.name}, {bytes_}, dir + "/in{i}.bin", false);')
         else:
-            lines.append(f"  cuda_emu::poison({b.name}, {b.numel});")
+            lines.append(f"  cuda_emu::poison({b.name}, {numel[b.name]});")
     for ln in host.launches:
         bound, types = sigs[ln.kernel]
         assert len(types) == len(ln.args), (ln, types)
-        args = ", ".join(f"({t}*){a}" for t, a in zip(types, ln.args))
-        lines.append(f'  cuda_emu::launch("{ln.kernel}", {{{", ".join(map(str, ln.grid))}}}, '
-                     f'{{{", ".join(map(str, ln.block))}}}, {bound}, [&] {{ {ln.kernel}({args}); }});')
+        args = ", ".join(f"({t}){a}" if a in buffers else f"({t})v[{next(values)}]" for t, a in zip(types, ln.args))
+        grid, block = ([f"(unsigned)v[{next(values)}]" for _ in range(3)] for _ in range(2))
+        lines.append(f'  cuda_emu::launch("{ln.kernel}", {{{", ".join(grid)}}}, '
+                     f'{{{", ".join(block)}}}, {bound}, [&] {{ {ln.kernel}({args}); }});')
     lines.append("  cuda_emu::check_guards();")
     for k, b in enumerate(host.params[n_in:]):
-        lines.append(f'  io({b.name}, {b.numel * np.dtype(b.dtype).itemsize}, dir + "/out{k}.bin", true);')
+        lines.append(f'  io({b.name}, {numel[b.name]} * {np.dtype(b.dtype).itemsize}, dir + "/out{k}.bin", true);')
     lines += ["  return 0;", "}"]
     return "\n".join(lines) + "\n"
 
@@ -225,18 +318,31 @@ class Emulated:
     host: HostFunc
     n_outputs: int
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def symbols(self, inputs: list[np.ndarray]) -> dict[str, int]:
+        """The symbol values that the inputs' shapes give (a symbol is an extent of its own somewhere)."""
+        out: dict[str, int] = {}
+        for arr, b in zip(inputs, self.host.params):
+            for d, n in zip(b.shape, np.shape(arr)) if len(b.shape) == np.ndim(arr) else ():
+                if d.isidentifier():
+                    assert out.setdefault(d, n) == n, (d, out[d], n)
+        return out
+
+    def run(self, inputs: list[np.ndarray], symbols: dict[str, int] | None = None) -> list[np.ndarray]:
+        """The outputs for `inputs`; symbol values bound from the input shapes unless given."""
         n_in = len(self.host.params) - self.n_outputs
         assert len(inputs) == n_in, (len(inputs), n_in)
+        symbols = self.symbols(inputs) if symbols is None else symbols
         run_dir = Path(tempfile.mkdtemp(dir=_workdir()))
+        dims = [evaluate(e, symbols) for e in run_time_values(self.host)]
+        np.array(dims, dtype=np.int64).tofile(run_dir / "dims.bin")
         for i, (arr, b) in enumerate(zip(inputs, self.host.params)):
             a = np.ascontiguousarray(arr, dtype=b.dtype)
-            assert a.size == b.numel, (b, a.shape)
+            assert a.size == b.numel_at(symbols), (b, a.shape, symbols)
             a.tofile(run_dir / f"in{i}.bin")
         proc = subprocess.run([str(self.exe), str(run_dir)], capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise EmulationError(f"exit {proc.returncode}: {proc.stderr[-4000:]}")
-        outs = [np.fromfile(run_dir / f"out{k}.bin", dtype=b.dtype).reshape(b.shape)
+        outs = [np.fromfile(run_dir / f"out{k}.bin", dtype=b.dtype).reshape(b.shape_at(symbols))
                 for k, b in enumerate(self.host.params[n_in:])]
         shutil.rmtree(run_dir)
         return outs
@@ -303,7 +409,9 @@ def region_inputs(host: HostFunc, sp, feed: dict[str, np.ndarray]) -> list[np.nd
     by_param = {safe_name(n): n for n in (*sp.inputs, *sp.outputs)}
     assert sorted(by_param) == sorted(p.name for p in host.params), (by_param, host.params)
     n_in = len(host.params) - len(sp.outputs)
-    return [feed[by_param[p.name]].reshape(p.shape) for p in host.params[:n_in]]
+    symbols = {d: n for p in host.params[:n_in] for d, n in zip(p.shape, np.shape(feed[by_param[p.name]]))
+               if d.isidentifier() and len(p.shape) == np.ndim(feed[by_param[p.name]])}
+    return [feed[by_param[p.name]].reshape(p.shape_at(symbols)) for p in host.params[:n_in]]
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def test_candidate_matches_onnx_reference(case_name, dims, family, index) -> Non
     assert len(host.launches) == len(lowered.optimized.kernels)
     for launch, kernel in zip(host.launches, lowered.optimized.kernels):   # the plan's geometry, in order
         s = kernel.strategy
-        assert (launch.grid, launch.block) == ((s.groups, 1, 1), (s.lanes, s.units, 1)), (launch, s)
+        assert launch.geometry_at({}) == ((s.groups, 1, 1), (s.lanes, s.units, 1)), (launch, s)
     em = emulate(build, "region0")
     for dist in DISTRIBUTIONS:
         inputs = shifted_inputs(case, np.random.default_rng(3), True, dist, case.small_dims)

@@ -145,7 +145,7 @@ def test_source_compiles_with_nvcc(name: str, tmp_path: Path) -> None:
     assert cubin.stat().st_size > 0
     report, build = cuda_compiled(name)
     (host,) = build.hosts.values()
-    if sum(np.prod(ln.grid) * np.prod(ln.block) for ln in host.launches) <= EMULATED_THREADS:
+    if sum(ln.threads_at({}) for ln in host.launches) <= EMULATED_THREADS:
         model = suite_model(name, small=False)
         inputs = shifted_inputs(suite.get_case(name), np.random.default_rng(0), False, "scaled")
         sp, feed, expected = model_region(model, inputs, "cuda")
