@@ -7,7 +7,8 @@
 Regions: every public suite case (full shapes unless --small) and the memory-intensive regions
 of three encoder architectures built by `suite.bert_encoder_layer`: BERT-base (hidden 768,
 12 heads, FFN 3072, seq 128), BERT-large (1024, 16, 4096, seq 128) and MiniLM-L12-H384 (384,
-12, 1536, seq 128), batch 8; each distinct region (by fingerprint) once.
+12, 1536, seq 128), batch 8; each distinct region (by fingerprint) once (a rerun into the same OUT
+measures only the regions its records lack).
 
 Per region, `--trials` candidates are measured on this host (`tvm.compile` for
 llvm -mcpu=<host> -num-cores=<threads>, TVM's time evaluator, caches flushed between repeats):
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
     measurer = LocalMeasurer(target, repeat=args.repeat)
     db = RecordDB(out / "records.jsonl")
     started = time.time()
-    seen: set[str] = set()
+    target_name = f"llvm {codegen.llvm_get_system_cpu()}"
+    seen = {r.region for r in db.load() if r.target == target_name}   # a rerun measures only new regions
     measured = 0
     for source, mod in ([] if args.retrain_only else modules(args)):
         for region in collect_regions(mod, target):
@@ -132,9 +134,10 @@ def main(argv=None) -> int:
                   f"best {best:10.1f} us, {time.time() - t0:6.1f} s" + (f", {len(failed)} failed: {failed[0]}" if failed
                                                                         else ""), flush=True)
     collect_s = time.time() - started
-    records = [r for r in db.load() if r.target == f"llvm {codegen.llvm_get_system_cpu()}"]
+    records = [r for r in db.load() if r.target == target_name]
     quality = retrain(records, out / "cpu_model.json", args.seed)
     if not args.no_install:
+        SHIPPED_MODELS["cpu"].parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "cpu_model.json", SHIPPED_MODELS["cpu"])
     summary = {"cpu": cpu_model(), "threads": args.threads, "machine": platform.machine(),
                "load_average": os.getloadavg(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
