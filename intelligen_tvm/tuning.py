@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -60,8 +60,10 @@ class RegionToTune:
     shell: Program
 
 
-def collect_regions(mod: tvm.IRModule, target: tvm.target.Target) -> list[RegionToTune]:
-    """The regions the pipeline would take, once each (by fingerprint)."""
+def collect_regions(mod: tvm.IRModule, target: tvm.target.Target,
+                    symbol_hints: Mapping[str, int] | None = None) -> list[RegionToTune]:
+    """The regions the pipeline would take, once each (by fingerprint); symbolic dimensions
+    at `symbol_hints` (the sizes their candidates are planned and measured at)."""
     found: dict[str, RegionToTune] = {}
 
     def collect(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
@@ -69,7 +71,7 @@ def collect_regions(mod: tvm.IRModule, target: tvm.target.Target) -> list[Region
         found.setdefault(fp, RegionToTune(shell.name, fp, kernel, shell))
         return default_choice(kernel, shell, hw)
 
-    explain(mod, target, choose=collect)
+    explain(mod, target, choose=collect, symbol_hints=symbol_hints)
     return list(found.values())
 
 
@@ -86,13 +88,14 @@ def measure_inputs(region: RegionToTune, candidates: list[Kernel], target: tvm.t
     return inputs
 
 
-def _ranked_regions(mod: tvm.IRModule, target: tvm.target.Target, trials: int, model
+def _ranked_regions(mod: tvm.IRModule, target: tvm.target.Target, trials: int, model,
+                    symbol_hints: Mapping[str, int] | None = None
                     ) -> Iterator[tuple[RegionToTune, list[tuple[Kernel, dict]]]]:
     if not targets.renders_tir(target.kind.name):
         raise ValueError(f"cannot tune for target kind {target.kind.name!r}: intelligen renders "
                          f"{', '.join(sorted(targets.DIALECTS))}")
     hw = targets.hardware_model(target)
-    for region in collect_regions(mod, target):
+    for region in collect_regions(mod, target, symbol_hints):
         yield region, rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
 
 
@@ -104,14 +107,18 @@ def _records(target: tvm.target.Target, measured) -> list[Record]:
 
 
 def tune(mod: tvm.IRModule, target, trials: int = 32, records: str = "intelligen_records.jsonl",
-         measurer=None, model=None, progress: bool = True) -> dict[str, dict]:
+         measurer=None, model=None, progress: bool = True,
+         symbol_hints: Mapping[str, int] | None = None) -> dict[str, dict]:
     """Measure up to `trials` candidates per region; append records; return the best
-    candidate per region fingerprint."""
+    candidate per region fingerprint.  A region with symbolic dimensions is planned and
+    measured at `symbol_hints` (DEFAULT_HINT for a symbol not named); its records apply where
+    `pipeline(records=..., symbol_hints=...)` plans it at the same sizes (the candidates are
+    the same strategies there), elsewhere the model or default chooses."""
     target = targets.as_target(target)
     measurer = measurer or LocalMeasurer(target)
     db = RecordDB(records)
     best: dict[str, dict] = {}
-    regions = list(_ranked_regions(mod, target, trials, model or default_model(target)))
+    regions = list(_ranked_regions(mod, target, trials, model or default_model(target), symbol_hints))
     for n, (region, ranked) in enumerate(regions):
         if progress:
             progress_bar(n, len(regions), f"{region.name}: {len(ranked)} candidates")

@@ -318,3 +318,43 @@ def test_lone_symbolic_tile_transpose_renders():
     assert transposes and all(r["handled_by"] == "intelligen" and not r["internal_errors"] for r in transposes), \
         transposes
     assert any(r["strategy"]["kind"] == "tile" for r in transposes)
+
+
+def test_tune_measures_a_symbolic_region_at_the_hints_and_the_records_apply_there(tmp_path) -> None:
+    """A symbolic region is tuned at `symbol_hints`: its records carry the symbolic fingerprint
+    and candidates planned at those sizes, and `pipeline(records=..., symbol_hints=...)` compiles
+    the fastest one, which still runs at every size."""
+    from intelligen_tvm.cost_model.measure import LocalMeasurer
+    from intelligen_tvm.cost_model.records import RecordDB
+    from intelligen_tvm.tuning import RecordChooser, collect_regions, strategy_key
+
+    llvm = tvm.target.Target({"kind": "llvm"})
+    model = _rms_norm_silu()
+    mod = intelligen_tvm.from_onnx(model)
+    hints = {"tokens": 40}
+    records = str(tmp_path / "records.jsonl")
+    best = intelligen_tvm.tune(mod, llvm, trials=3, records=records, measurer=LocalMeasurer(llvm, repeat=2),
+                               progress=False, symbol_hints=hints)
+    (region,) = collect_regions(mod, llvm, hints)
+    assert "tokens" in str(region.shell.buffers[region.shell.inputs[0]].shape)
+    rows = RecordDB(records).load()
+    assert len(rows) == 3 and {r.region for r in rows} == {region.fingerprint}
+    fastest = min(rows, key=lambda r: r.median_us)
+    assert best == {region.fingerprint: fastest.candidate}
+    assert all(r.candidate["outer_size"] == 40 for r in rows)   # planned (and measured) at the hint
+
+    chosen = []
+    chooser = RecordChooser(records, target=llvm)
+
+    def spy(kernel, shell, hw):
+        planned = chooser(kernel, shell, hw)
+        chosen.append(strategy_key(planned.strategy))
+        return planned
+
+    intelligen_tvm.explain(mod, llvm, choose=spy, symbol_hints=hints)
+    assert chosen == [fastest.candidate]
+    ex = testing.build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(records=records, symbol_hints=hints))
+    for tokens in (1, 7, 33):
+        x = (3 * np.random.default_rng(tokens).standard_normal((tokens, 1024)) + 2).astype("float32")
+        testing.assert_close(testing.run(ex, llvm, [x]), testing.reference_outputs(model, [x]),
+                             *testing.tolerances(model))
