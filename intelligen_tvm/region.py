@@ -104,12 +104,19 @@ def shipped_model(family: str) -> CostModel | None:
 
 
 def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Kernel:
-    """The candidate `model` predicts fastest (the default plan when nothing verifies)."""
+    """The candidate `model` predicts fastest among those with the least planned DRAM traffic
+    (the default plan when nothing verifies).  A prediction never buys a second pass over DRAM:
+    the model is trained on few records per family, and the region's one-pass promise (each
+    input read once, each output written once) is what plain compilation keeps; `tune()`
+    measures the others."""
     candidates = enumerate_candidates(kernel, shell, hw)
     if not candidates:
         return default_choice(kernel, shell, hw)
-    scores = model.predict([features(c, shell, hw) for c in candidates])
-    return candidates[int(np.argmin(scores))]
+    feats = [features(c, shell, hw) for c in candidates]
+    least = min(f["dram_bytes"] for f in feats)
+    kept = [i for i, f in enumerate(feats) if f["dram_bytes"] <= least]
+    scores = model.predict([feats[i] for i in kept])
+    return candidates[kept[int(np.argmin(scores))]]
 
 
 def shipped_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
