@@ -219,3 +219,14 @@ def onnx_node_cases(*modules: str) -> dict[str, object]:
         finally:
             np.seterr(**np_err)
     return {c.name: c for c in node._NodeTestCases}
+
+
+def recording(chooser: Callable, chosen: list) -> Callable:
+    """`chooser` as a region chooser that also appends each chosen strategy (as records store it)."""
+    from intelligen_tvm.tuning import strategy_key
+
+    def choose(kernel, shell, hw):
+        planned = chooser(kernel, shell, hw)
+        chosen.append(strategy_key(planned.strategy))
+        return planned
+    return choose

@@ -20,7 +20,7 @@ from intelligen_tvm.gir.symbolic import DEFAULT_HINT
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir_lowering.tir_reader import read_prim_func
 
-from tests.helpers import check_nvcc_compiles, onnx_node_cases, relax_module, single_prim_func
+from tests.helpers import check_nvcc_compiles, onnx_node_cases, recording, relax_module, single_prim_func
 
 LLVM = {"kind": "llvm"}
 CUDA = {"kind": "cuda", "arch": "sm_90"}
@@ -326,7 +326,7 @@ def test_tune_measures_a_symbolic_region_at_the_hints_and_the_records_apply_ther
     the fastest one, which still runs at every size."""
     from intelligen_tvm.cost_model.measure import LocalMeasurer
     from intelligen_tvm.cost_model.records import RecordDB
-    from intelligen_tvm.tuning import RecordChooser, collect_regions, strategy_key
+    from intelligen_tvm.tuning import RecordChooser, collect_regions
 
     llvm = tvm.target.Target({"kind": "llvm"})
     model = _rms_norm_silu()
@@ -343,15 +343,8 @@ def test_tune_measures_a_symbolic_region_at_the_hints_and_the_records_apply_ther
     assert best == {region.fingerprint: fastest.candidate}
     assert all(r.candidate["outer_size"] == 40 for r in rows)   # planned (and measured) at the hint
 
-    chosen = []
-    chooser = RecordChooser(records, target=llvm)
-
-    def spy(kernel, shell, hw):
-        planned = chooser(kernel, shell, hw)
-        chosen.append(strategy_key(planned.strategy))
-        return planned
-
-    intelligen_tvm.explain(mod, llvm, choose=spy, symbol_hints=hints)
+    chosen: list = []
+    intelligen_tvm.explain(mod, llvm, choose=recording(RecordChooser(records, target=llvm), chosen), symbol_hints=hints)
     assert chosen == [fastest.candidate]
     ex = testing.build(mod, {"kind": "llvm"}, intelligen_tvm.pipeline(records=records, symbol_hints=hints))
     for tokens in (1, 7, 33):

@@ -18,8 +18,8 @@ from intelligen_tvm.cost_model.records import RecordDB
 from intelligen_tvm.testing import assert_close, build, reference_outputs, run, tolerances
 from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
 from intelligen_tvm.tuning import (RecordChooser, collect_regions, export_tuning_bundle, ingest_tuning_bundle,
-                                   strategy_key, target_key)
-from tests.helpers import relax_module
+                                   target_key)
+from tests.helpers import recording, relax_module
 
 LLVM = tvm.target.Target({"kind": "llvm"})
 
@@ -42,15 +42,8 @@ def test_tune_records_and_compiles_the_fastest(tmp_path) -> None:
     fastest = min(rows, key=lambda r: r.median_us)
     assert best == {region.fingerprint: fastest.candidate}
 
-    chosen = []
-    chooser = RecordChooser(records, target=LLVM)
-
-    def spy(kernel, shell, hw):
-        planned = chooser(kernel, shell, hw)
-        chosen.append(strategy_key(planned.strategy))
-        return planned
-
-    intelligen_tvm.explain(mod, LLVM, choose=spy)
+    chosen: list = []
+    intelligen_tvm.explain(mod, LLVM, choose=recording(RecordChooser(records, target=LLVM), chosen))
     assert chosen == [fastest.candidate]
 
     inputs = suite.make_inputs(case, np.random.default_rng(0), small=True)
