@@ -3,11 +3,14 @@
     python scripts/compile_time.py [--targets llvm,cuda] [--repeat 3] [--out results/compile_time]
 
 Models: every public suite case (full shapes), softmax and log-softmax over a 50257-wide
-vocabulary (GPT-2's, [32, 50257]), and the encoder layers of BERT-base, BERT-large and
-MiniLM-L12-H384 (`suite.bert_encoder_layer`, seq 128, batch 8).  Each model is imported once;
-each (model, target, pipeline) is compiled `--repeat` times in this process and the median wall
-time is reported (the first compile of a process also pays TVM's lazy imports, so one warm-up
-compile runs before timing).  cuda builds need nvcc only, no GPU.  Writes results.json and a
+vocabulary (GPT-2's, [32, 50257]), the encoder layers of BERT-base, BERT-large and
+MiniLM-L12-H384 (`suite.bert_encoder_layer`, seq 128, batch 8), and, when torch is installed,
+whole real architectures with random weights imported by `from_torch` (`torch_models`): ViT-tiny
+(12 layers, one 224x224 image), GPT-2 small (12 layers, LM head, one sequence of 128 tokens) and
+two TinyLlama-1.1B decoder layers (seq 128).  Each model is imported once; each (model, target,
+pipeline) is compiled `--repeat` times in this process and the median wall time is reported (the
+first compile of a process also pays TVM's lazy imports, so one warm-up compile runs before
+timing).  cuda builds need nvcc only, no GPU.  Writes results.json and a
 Markdown table (results.md) with the ratio intelligen / default and the issue's limits
 (<= 10 s per model, <= 2x the default pipeline).
 """
@@ -15,6 +18,7 @@ Markdown table (results.md) with the ratio intelligen / default and the issue's 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -22,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -39,6 +44,8 @@ ENCODERS = {
     "bert_large_layer": {"seq": 128, "batch": 8, "hidden": 1024, "heads": 16, "ffn": 4096},
     "minilm_layer": {"seq": 128, "batch": 8, "hidden": 384, "heads": 12, "ffn": 1536},
 }
+# from_torch architectures (intelligen_tvm.torch_models) -> layer count; None: the named model's
+REAL_LAYERS = {"vit_tiny": None, "gpt2_small": None, "tinyllama": 2}
 
 
 def vocab_model(op: str) -> onnx.ModelProto:
@@ -49,11 +56,21 @@ def vocab_model(op: str) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def models() -> dict[str, onnx.ModelProto]:
-    found = {case.name: case.build() for case in suite.SUITE}
-    found["vocab_softmax"] = vocab_model("Softmax")
-    found["vocab_log_softmax"] = vocab_model("LogSoftmax")
-    found.update({name: suite.bert_encoder_layer(**dims) for name, dims in ENCODERS.items()})
+def from_torch(name: str) -> tvm.IRModule:
+    from intelligen_tvm import torch_models  # pylint: disable=import-outside-toplevel  # needs torch
+
+    return intelligen_tvm.from_torch(*torch_models.instance(name, REAL_LAYERS[name]))
+
+
+def models() -> dict[str, Callable[[], tvm.IRModule]]:
+    """Model name -> its import into Relax, called only for the models chosen."""
+    onnx_models = {case.name: case.build for case in suite.SUITE}
+    onnx_models["vocab_softmax"] = lambda: vocab_model("Softmax")
+    onnx_models["vocab_log_softmax"] = lambda: vocab_model("LogSoftmax")
+    onnx_models.update({name: lambda d=dims: suite.bert_encoder_layer(**d) for name, dims in ENCODERS.items()})
+    found = {name: lambda b=build: intelligen_tvm.from_onnx(b()) for name, build in onnx_models.items()}
+    if importlib.util.find_spec("torch") is not None:
+        found.update({name: lambda n=name: from_torch(n) for name in REAL_LAYERS})
     return found
 
 
@@ -82,15 +99,18 @@ def main() -> int:
     args = parser.parse_args()
     chosen = models()
     if args.models:
+        unknown = set(args.models.split(",")) - set(chosen)
+        if unknown:
+            parser.error(f"unknown models {sorted(unknown)} (known: {', '.join(chosen)})")
         chosen = {n: m for n, m in chosen.items() if n in args.models.split(",")}
+    targets = {kind: make_target(kind) for kind in args.targets.split(",")}
     rows = []
-    for kind in args.targets.split(","):
-        target = make_target(kind)
-        warm = intelligen_tvm.from_onnx(chosen[next(iter(chosen))])
-        for pipeline in ("default", "intelligen"):
-            tvm.compile(warm, target=target, relax_pipeline=pipeline)
-        for name, model in chosen.items():
-            mod = intelligen_tvm.from_onnx(model)
+    for index, (name, import_model) in enumerate(chosen.items()):
+        mod = import_model()
+        for kind, target in targets.items():
+            if index == 0:  # warm-up: TVM's lazy imports, ours
+                for pipeline in ("default", "intelligen"):
+                    tvm.compile(mod, target=target, relax_pipeline=pipeline)
             row = {"model": name, "target": kind}
             for pipeline in ("default", "intelligen"):
                 row[pipeline] = seconds(mod, target, pipeline, args.repeat)
@@ -98,6 +118,7 @@ def main() -> int:
             rows.append(row)
             print(f"{kind:5s} {name:22s} default {row['default']:7.2f} s  intelligen {row['intelligen']:7.2f} s  "
                   f"ratio {row['ratio']:5.2f}", flush=True)
+    rows.sort(key=lambda r: list(targets).index(r["target"]))  # stable: models keep their order
     args.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"command": "python scripts/compile_time.py " + " ".join(sys.argv[1:]), "commit": commit,

@@ -1,6 +1,7 @@
-"""Which way into intelligen_tvm works for a BERT-like and a GPT-2-like module built in torch
-(random weights, no downloads): torch.onnx.export with the TorchScript exporter (dynamo=False),
-with dynamo=True (needs the onnxscript package), and intelligen_tvm.from_torch. Each import is
+"""Which way into intelligen_tvm works for a BERT-like and a GPT-2 module built in torch
+(``intelligen_tvm.torch_models`` at small dims: one layer, hidden 64, random weights, no
+downloads): torch.onnx.export with the TorchScript exporter (dynamo=False), with dynamo=True
+(needs the onnxscript package), and intelligen_tvm.from_torch. Each import is
 compiled with relax_pipeline="intelligen" on llvm and run against the torch module.
 
     python scripts/export_paths.py      # one line per (module, way in)
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import sys
 import tempfile
 import warnings
@@ -22,69 +22,10 @@ import tvm
 
 import intelligen_tvm
 from intelligen_tvm.testing import build, run
+from intelligen_tvm.torch_models import BertLike, Dims, Gpt2
 
-HIDDEN, HEADS, FFN, VOCAB, SEQ, BATCH = 64, 4, 128, 100, 16, 2
-
-
-class Attention(torch.nn.Module):
-    def __init__(self, causal: bool) -> None:
-        super().__init__()
-        self.qkv, self.out, self.causal = torch.nn.Linear(HIDDEN, 3 * HIDDEN), torch.nn.Linear(HIDDEN, HIDDEN), causal
-
-    def forward(self, x, mask):
-        batch, seq, _ = x.shape
-        heads = [y.view(batch, seq, HEADS, HIDDEN // HEADS).transpose(1, 2) for y in self.qkv(x).split(HIDDEN, -1)]
-        q, k, v = heads
-        scores = q @ k.transpose(-1, -2) / math.sqrt(HIDDEN // HEADS)
-        if self.causal:
-            future = torch.tril(torch.ones(seq, seq, dtype=torch.bool)).logical_not()
-            scores = scores.masked_fill(future, float("-inf"))
-        y = torch.softmax(scores + mask, -1) @ v
-        return self.out(y.transpose(1, 2).reshape(batch, seq, HIDDEN))
-
-
-class Layer(torch.nn.Module):
-    """What both modules are built of: token and position embeddings, attention, an MLP, and
-    three LayerNorms, which each module places in its own layout."""
-
-    def __init__(self, causal: bool) -> None:
-        super().__init__()
-        self.tok, self.pos = torch.nn.Embedding(VOCAB, HIDDEN), torch.nn.Embedding(SEQ, HIDDEN)
-        self.attn = Attention(causal)
-        self.up, self.down = torch.nn.Linear(HIDDEN, FFN), torch.nn.Linear(FFN, HIDDEN)
-        self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(HIDDEN) for _ in range(3))
-
-    def embed(self, ids):
-        return self.tok(ids) + self.pos(torch.arange(ids.shape[1]))
-
-    def mlp(self, x, gelu: str):
-        return self.down(torch.nn.functional.gelu(self.up(x), approximate=gelu))
-
-
-class BertLike(Layer):
-    """Embeddings + LayerNorm, one post-norm encoder layer with erf GELU (BertModel's layout)."""
-
-    def __init__(self) -> None:
-        super().__init__(causal=False)
-
-    def forward(self, ids, attention_mask):
-        x = self.norms[0](self.embed(ids))
-        mask = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
-        x = self.norms[1](x + self.attn(x, mask))
-        return self.norms[2](x + self.mlp(x, "none"))
-
-
-class Gpt2Like(Layer):
-    """Pre-norm decoder block, causal mask from torch.tril, tanh GELU (GPT-2's layout)."""
-
-    def __init__(self) -> None:
-        super().__init__(causal=True)
-
-    def forward(self, ids):
-        x = self.embed(ids)
-        x = x + self.attn(self.norms[0](x), torch.zeros(1))
-        x = x + self.mlp(self.norms[1](x), "tanh")
-        return self.norms[2](x)
+DIMS = Dims(hidden=64, heads=4, ffn=128, layers=1)
+VOCAB, SEQ, BATCH = 100, 16, 2
 
 
 def _first_line(err: BaseException) -> str:
@@ -118,7 +59,8 @@ def main() -> int:
     ids = torch.randint(0, VOCAB, (BATCH, SEQ))
     attention_mask = torch.ones(BATCH, SEQ, dtype=torch.int64)
     attention_mask[1, -4:] = 0
-    cases = {"bert-like": (BertLike().eval(), (ids, attention_mask)), "gpt2-like": (Gpt2Like().eval(), (ids,))}
+    cases = {"bert-like": (BertLike(DIMS, VOCAB, SEQ).eval(), (ids, attention_mask)),
+             "gpt2-like": (Gpt2(DIMS, VOCAB, SEQ).eval(), (ids,))}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (model, args) in cases.items():
             for dynamo in (False, True):
