@@ -113,13 +113,15 @@ class CostModel:
         return json.loads(self.booster.attr(META_KEY) or "{}") if self.booster is not None else {}
 
     def _matrix(self, features: Sequence[Mapping[str, float]]) -> np.ndarray:
-        x = np.full((len(features), len(self.feature_names)), np.nan)
-        for i, f in enumerate(features):
-            for j, name in enumerate(self.feature_names):
-                v = f.get(name)
-                if v is not None:
-                    x[i, j] = _as_float(v, name)
-        return x
+        """One row per feature dict in the model's column order; a feature the dict lacks is
+        missing (NaN), one the model does not know is ignored."""
+        names = self.feature_names
+        if not {type(v) for f in features for v in f.values()} <= {float, int, bool}:
+            for f in features:   # say which feature is not a number
+                for name, v in f.items():
+                    _as_float(v, name)
+        return np.array([[f.get(name, np.nan) for name in names] for f in features],
+                        dtype=np.float64).reshape(len(features), len(names))
 
 
 def _as_float(v: Any, name: str) -> float:
