@@ -20,9 +20,9 @@ from pathlib import Path
 import tvm
 
 from . import targets
+from .dataflow_graph.choices import Candidate
 from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
-from .dataflow_graph.split_row import planned_program
 from .gir.program import Kernel, Program
 from .region import Chooser, default_choice
 from .relax_integration import explain
@@ -48,11 +48,11 @@ class RegionDetail:
 @dataclass(eq=False)   # region selection keys its plans by chooser: hashed by identity
 class _Recorder:
     inner: Chooser
-    seen: list[tuple[str, Kernel, Program, HardwareModel, Kernel]] = field(default_factory=list)
+    seen: list[tuple[str, Kernel, Program, Candidate]] = field(default_factory=list)
 
-    def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+    def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Candidate:
         chosen = self.inner(kernel, shell, hw)
-        self.seen.append((region_fingerprint(kernel, shell), kernel, shell, hw, chosen))
+        self.seen.append((region_fingerprint(kernel, shell), kernel, shell, chosen))
         return chosen
 
 
@@ -66,8 +66,8 @@ def region_details(mod: tvm.IRModule, target, choose: Chooser = default_choice) 
         if region["handled_by"] != "intelligen":
             details.append(RegionDetail(region))
             continue
-        _, kernel, shell, hw, chosen = next(s for s in pending if s[0] == region["fingerprint"])
-        program = planned_program(shell, chosen, hw).renamed(region["name"])
+        _, kernel, shell, chosen = next(s for s in pending if s[0] == region["fingerprint"])
+        program = chosen.program.renamed(region["name"])
         details.append(RegionDetail(region, program, kernel.renamed(shell.name, region["name"])))
     return report, details
 

@@ -7,20 +7,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 import tvm
 
 from . import targets
-from .cost_model.features import features
 from .cost_model.model import CostModel
-from .dataflow_graph.choices import default_plan, enumerate_candidates
+from .cost_model.ranking import rank
+from .dataflow_graph.choices import Candidate, default_choice, planned_candidates, verifies
 from .dataflow_graph.cpu_plan import is_cpu
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import program_dram_bytes
 from .dataflow_graph.rewrite_check import RewriteCheck, verifying_rewrites
 from .dataflow_graph.rewrites import monotonic_rewrites
-from .dataflow_graph.split_row import planned_program
 from .gir.errors import Unsupported, VerifyError
 from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
@@ -84,12 +81,8 @@ def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
     return total + sum(program.buffers[o].nbytes for o in program.outputs)
 
 
-# Picks the planned kernel of a region: (rewritten kernel, its program shell, hardware) -> planned.
-Chooser = Callable[[Kernel, Program, HardwareModel], Kernel]
-
-
-def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
-    return default_plan(kernel, shell.buffers, hw)
+# Picks the planned candidate of a region: (rewritten kernel, its program shell, hardware) -> planned.
+Chooser = Callable[[Kernel, Program, HardwareModel], Candidate]
 
 
 # Cost models trained on real measurements that ship with the package, by hardware family
@@ -103,23 +96,22 @@ def shipped_model(family: str) -> CostModel | None:
     return CostModel.load(path) if path is not None and path.exists() else None
 
 
-def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Kernel:
+def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
     """The candidate `model` predicts fastest among those with the least planned DRAM traffic
     (the default plan when nothing verifies).  A prediction never buys a second pass over DRAM:
     the model is trained on few records per family, and the region's one-pass promise (each
     input read once, each output written once) is what plain compilation keeps; `tune()`
     measures the others."""
-    candidates = enumerate_candidates(kernel, shell, hw)
-    if not candidates:
-        return default_choice(kernel, shell, hw)
-    feats = [features(c, shell, hw) for c in candidates]
-    least = min(f["dram_bytes"] for f in feats)
-    kept = [i for i, f in enumerate(feats) if f["dram_bytes"] <= least]
-    scores = model.predict([feats[i] for i in kept])
-    return candidates[kept[int(np.argmin(scores))]]
+    planned = planned_candidates(kernel, shell, hw)
+    for dram in sorted({c.dram_bytes for c in planned}):   # verified lazily, in ranking order
+        tier = [c for c in planned if c.dram_bytes == dram]
+        picked = next((c for c, _ in rank(tier, hw, model) if verifies(c, hw)), None)
+        if picked is not None:
+            return picked
+    return default_choice(kernel, shell, hw)
 
 
-def shipped_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+def shipped_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Candidate:
     """Plain compilation: the shipped model's pick where one exists for the hardware (CPUs),
     else the default plan."""
     model = shipped_model("cpu") if is_cpu(hw) else None
@@ -171,7 +163,7 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}
     shell = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs))
     chosen = choose(rewritten, shell, hw)
-    optimized = planned_program(shell, chosen, hw)
+    optimized = chosen.program
     try:
         verify(optimized, hw)
     except VerifyError as err:
@@ -182,8 +174,8 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
         raise
     if check is not None:
         check.stage("plan", optimized)   # a verified plan: interpreting it is defined
-    return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), program_dram_bytes(optimized),
-                         stage_program=stages, rewritten=rewritten, chosen=chosen)
+    return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), chosen.dram_bytes,
+                         stage_program=stages, rewritten=rewritten, chosen=chosen.kernel)
 
 
 def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import tvm
@@ -27,9 +27,8 @@ from .cost_model.bundle import export_bundle, ingest_bundle
 from .cost_model.measure import LocalMeasurer, MeasureInput
 from .cost_model.ranking import rank
 from .cost_model.records import Record, RecordDB, load_records, package_version
-from .dataflow_graph.choices import enumerate_candidates
+from .dataflow_graph.choices import Candidate, enumerate_candidates
 from .dataflow_graph.cpu_plan import is_cpu
-from .dataflow_graph.split_row import planned_program
 from .gir.fingerprint import region_fingerprint
 from .gir.hardware import HardwareModel
 from .gir.program import Kernel, Program
@@ -66,7 +65,7 @@ def collect_regions(mod: tvm.IRModule, target: tvm.target.Target,
     at `symbol_hints` (the sizes their candidates are planned and measured at)."""
     found: dict[str, RegionToTune] = {}
 
-    def collect(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+    def collect(kernel: Kernel, shell: Program, hw: HardwareModel) -> Candidate:
         fp = region_fingerprint(kernel, shell)
         found.setdefault(fp, RegionToTune(shell.name, fp, kernel, shell))
         return default_choice(kernel, shell, hw)
@@ -75,28 +74,26 @@ def collect_regions(mod: tvm.IRModule, target: tvm.target.Target,
     return list(found.values())
 
 
-def measure_inputs(region: RegionToTune, candidates: list[Kernel], target: tvm.target.Target):
+def measure_inputs(region: RegionToTune, candidates: list[Candidate], target: tvm.target.Target):
     shell = region.shell
-    hw = targets.hardware_model(target)
     specs = [(shell.buffers[b].shape, shell.buffers[b].dtype) for b in (*shell.inputs, *shell.outputs)]
     inputs = []
     for i, cand in enumerate(candidates):
         name = f"{region.name}_c{i}"
-        program = planned_program(replace(shell, name=name), cand, hw)
-        func = targets.parse_source(targets.render_source(program, target.kind.name, name))
+        func = targets.parse_source(targets.render_source(cand.program.renamed(name), target.kind.name, name))
         inputs.append(MeasureInput(name, func, specs))
     return inputs
 
 
 def _ranked_regions(mod: tvm.IRModule, target: tvm.target.Target, trials: int, model,
                     symbol_hints: Mapping[str, int] | None = None
-                    ) -> Iterator[tuple[RegionToTune, list[tuple[Kernel, dict]]]]:
+                    ) -> Iterator[tuple[RegionToTune, list[tuple[Candidate, dict]]]]:
     if not targets.renders_tir(target.kind.name):
         raise ValueError(f"cannot tune for target kind {target.kind.name!r}: intelligen renders "
                          f"{', '.join(sorted(targets.DIALECTS))}")
     hw = targets.hardware_model(target)
     for region in collect_regions(mod, target, symbol_hints):
-        yield region, rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw, model)[:trials]
+        yield region, rank(enumerate_candidates(region.kernel, region.shell, hw), hw, model)[:trials]
 
 
 def _records(target: tvm.target.Target, measured) -> list[Record]:
@@ -184,7 +181,7 @@ class RecordChooser:
         self.prior = prior
         self.target = targets.as_target(target) if target is not None else None
 
-    def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+    def __call__(self, kernel: Kernel, shell: Program, hw: HardwareModel) -> Candidate:
         target = self.target or tvm.target.Target.current()
         best = self.best.get((region_fingerprint(kernel, shell), target_key(target)))
         if best is None and self.model is None and not self.prior:
@@ -195,7 +192,7 @@ class RecordChooser:
                 if strategy_key(cand.strategy) == best.candidate:
                     return cand
         if (self.model is not None or self.prior) and candidates:
-            return rank(candidates, shell, hw, self.model)[0][0]
+            return rank(candidates, hw, self.model)[0][0]
         return shipped_choice(kernel, shell, hw)
 
 

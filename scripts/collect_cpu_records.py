@@ -42,7 +42,7 @@ from intelligen_tvm.cost_model.evaluation import spearman_per_region, split_by_r
 from intelligen_tvm.cost_model.measure import LocalMeasurer
 from intelligen_tvm.cost_model.model import CostModel
 from intelligen_tvm.cost_model.records import RecordDB
-from intelligen_tvm.dataflow_graph.choices import default_plan, enumerate_candidates
+from intelligen_tvm.dataflow_graph.choices import default_choice, enumerate_candidates
 from intelligen_tvm.frontend import from_onnx
 from intelligen_tvm.region import SHIPPED_MODELS
 from intelligen_tvm.targets.presets import cpu_preset
@@ -120,11 +120,11 @@ def main(argv=None) -> int:
                 continue
             seen.add(region.fingerprint)
             t0 = time.time()
-            ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw)
-            default = default_plan(region.kernel, region.shell.buffers, hw)
+            ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), hw)
+            default = default_choice(region.kernel, region.shell, hw)
             picked = sample(ranked, default, args.trials)
             results = measurer.measure(measure_inputs(region, picked, target))
-            new = _records(target, ((region.fingerprint, strategy_key(k.strategy), features(k, region.shell, hw), res)
+            new = _records(target, ((region.fingerprint, strategy_key(k.strategy), features(k, hw), res)
                                     for k, res in zip(picked, results)))
             db.append(new)
             measured += len(new)

@@ -111,7 +111,7 @@ def test_pipeline_with_the_prior_compiles_its_top_ranked_candidate() -> None:
     with LLVM:
         picked = RecordChooser(prior=True, target=LLVM)(region.kernel, region.shell, hw)
         default = RecordChooser(target=LLVM)(region.kernel, region.shell, hw)
-    ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw)
+    ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), hw)
     assert picked.strategy == ranked[0][0].strategy
     assert default.strategy != picked.strategy   # the prior really decides something here
     x = np.random.default_rng(0).standard_normal((4, 1 << 17)).astype("float32")

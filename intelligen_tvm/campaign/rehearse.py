@@ -66,7 +66,7 @@ def full_counts(trials: int, names: list[str] | None = None) -> list[dict[str, A
         model, weights = build.externalize_weights(case.model)
         dram = []
         for region in collect_regions(from_onnx(model), target):
-            ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), region.shell, hw)[:trials]
+            ranked = rank(enumerate_candidates(region.kernel, region.shell, hw), hw)[:trials]
             dram += [f.get("dram_bytes", 0.0) for _, f in ranked]
         elements = sum(int(np.prod(s["shape"])) for s in case.inputs + weights)
         out.append({"name": case.name, "candidate_dram_bytes": dram, "elements": elements,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 
-from ..dataflow_graph.cpu_plan import CpuModel, CpuStrategy, held_bytes, sweeps_of
-from ..dataflow_graph.plan import program_dram_bytes
-from ..dataflow_graph.split_row import planned_program
+from ..dataflow_graph.choices import Candidate
+from ..dataflow_graph.cpu_plan import CpuModel, CpuStrategy, held_bytes
 from ..gir import expr as E
 from ..gir.hardware import HardwareModel
-from ..gir.program import Compute, Kernel, Level, Load, Program, Reduce, Scope, Store, Sync
+from ..gir.program import Compute, Kernel, Level, Load, Reduce, Scope, Store, Sync, dtype_bytes
 from ..gir.strategy import PlanFamily
 
 TRANSCENDENTAL = frozenset({"exp", "log", "erf", "tanh", "sigmoid", "sqrt", "rsqrt", "pow", "exp2", "log2",
@@ -57,16 +56,15 @@ def occupancy(kernel: Kernel, hw: HardwareModel) -> float:
     return max(0.0, min(1.0, groups * threads / hw.max_threads_per_processor))
 
 
-def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, float]:
-    if isinstance(kernel.strategy, CpuStrategy):
-        return cpu_features(kernel, program, hw)
+def features(candidate: Candidate, hw: HardwareModel) -> dict[str, float]:
+    if isinstance(candidate.strategy, CpuStrategy):
+        return cpu_features(candidate, hw)
+    kernel = candidate.kernel
     s = kernel.strategy
     threads = s.units * s.lanes
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
     reduces = [i for i in kernel.instrs if isinstance(i, Reduce)]
-    launched = planned_program(program, kernel, hw)   # a split row: partial + finishing kernels
-    dram = program_dram_bytes(launched)
-    workspace = sum(b.nbytes for name, b in launched.buffers.items() if name not in program.buffers)
+    dram = candidate.dram_bytes   # a split row: its partial and finishing kernels
     occ = occupancy(kernel, hw)
     resident = max(1.0, occ * hw.max_threads_per_processor / threads) * hw.processors
     out = {
@@ -100,24 +98,24 @@ def features(kernel: Kernel, program: Program, hw: HardwareModel) -> dict[str, f
         "waves": s.groups / resident,
         "grid_per_processor": s.groups / hw.processors,
         "buffers": float(s.buffers),
-        "kernels": float(len(launched.kernels)),
-        "workspace_bytes": float(workspace),
+        "kernels": float(len(candidate.program.kernels)),
+        "workspace_bytes": float(candidate.workspace_bytes),
         "splits": float(s.splits),
     }
     out |= {f"kind_{k}": float(s.kind is k) for k in KINDS}
     return out
 
 
-def cpu_features(kernel: Kernel, program: Program, hw: CpuModel) -> dict[str, float]:
+def cpu_features(candidate: Candidate, hw: CpuModel) -> dict[str, float]:
     """A CPU candidate: DRAM bytes, how tasks fill the cores, vector width in registers,
     accumulators, sweeps and what each recomputes, held bytes against L1/L2, scalar tails."""
+    kernel = candidate.kernel
     s: CpuStrategy = kernel.strategy
-    dram = program_dram_bytes(planned_program(program, kernel, hw))
-    dtype = max((v.dtype for v in kernel.values.values()), key=lambda d: int("".join(c for c in d if c.isdigit()) or 8))
-    elem = max(1, int("".join(c for c in dtype if c.isdigit()) or 8) // 8)
+    dram = candidate.dram_bytes
+    elem = max(dtype_bytes(v.dtype) for v in kernel.values.values())
     computes = [i for i in kernel.instrs if isinstance(i, Compute)]
     row = s.kind in ("row", "column")
-    sweeps = sweeps_of(kernel) if row and kernel.row else None
+    sweeps = kernel.sweeps if row else None
     swept = [i for p in sweeps.passes for i in p.sweep] if sweeps else list(kernel.instrs)
     rounds = math.ceil(s.groups / hw.cores)
     step = s.vector * s.accumulators

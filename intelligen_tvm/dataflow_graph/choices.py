@@ -16,6 +16,8 @@ is the cost model's job.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from ..gir.errors import Unsupported, VerifyError
 from ..gir.hardware import HardwareModel
 from ..gir.program import Kernel, Program
@@ -23,8 +25,31 @@ from ..gir.strategy import ParallelStrategy
 from ..gir.verify import verify
 from .cpu_plan import cpu_strategies, is_cpu, plan_cpu_kernel, with_cpu_strategy
 from .families import family_of
-from .plan import plan_kernel, with_strategy
-from .split_row import planned_program
+from .plan import plan_kernel, program_dram_bytes, with_strategy
+from .split_row import expand_program
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A planned kernel of a region with what it launches, made once and carried to ranking,
+    tuning and rendering: the program (the kernel, or a split row's phases and their DRAM
+    workspaces) and that program's DRAM traffic."""
+
+    kernel: Kernel
+    program: Program
+    dram_bytes: int
+    workspace_bytes: int
+
+    @property
+    def strategy(self) -> ParallelStrategy:
+        return self.kernel.strategy
+
+
+def planned_candidate(shell: Program, kernel: Kernel, hw: HardwareModel) -> Candidate:
+    """`kernel` (planned) as the candidate of the region `shell` (its buffers, no kernels)."""
+    program = expand_program(replace(shell, kernels=(kernel,)), hw)
+    workspace = sum(b.nbytes for name, b in program.buffers.items() if name not in shell.buffers)
+    return Candidate(kernel, program, program_dram_bytes(program), workspace)
 
 def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrategy]:
     """The choice space of the family that plans the kernel (the CPU family on a CPU)."""
@@ -33,19 +58,37 @@ def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrat
     return family_of(kernel, buffers, hw).space(kernel, buffers, hw)
 
 
-def enumerate_candidates(kernel: Kernel, program: Program, hw: HardwareModel) -> list[Kernel]:
-    """Planned variants of an unplanned (rewritten) kernel that pass the verifier."""
+def planned_candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Candidate]:
+    """Every strategy of the space the planner accepts, not yet verified (a chooser that
+    needs one candidate verifies only the ones it considers, in its order)."""
     found = []
-    for strategy in strategies(kernel, program.buffers, hw):
+    for strategy in strategies(kernel, shell.buffers, hw):
         try:
-            candidate = (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw)
-            verify(planned_program(program, candidate, hw), hw)
-        except (Unsupported, VerifyError):
+            found.append(planned_candidate(shell, (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw), hw))
+        except Unsupported:
             continue
-        found.append(candidate)
     return found
+
+
+def verifies(candidate: Candidate, hw: HardwareModel) -> bool:
+    try:
+        verify(candidate.program, hw)
+    except VerifyError:
+        return False
+    return True
+
+
+def enumerate_candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Candidate]:
+    """Planned variants of an unplanned (rewritten) kernel that pass the verifier."""
+    return [c for c in planned_candidates(kernel, shell, hw) if verifies(c, hw)]
 
 
 def default_plan(kernel: Kernel, buffers, hw: HardwareModel) -> Kernel:
     """The default candidate: the CPU family's on a CPU, else the GPU families' (plan.py)."""
     return plan_cpu_kernel(kernel, buffers, hw) if is_cpu(hw) else plan_kernel(kernel, buffers, hw)
+
+
+def default_choice(kernel: Kernel, shell: Program, hw: HardwareModel) -> Candidate:
+    """The default plan as the region's candidate (the choice of plain compilation without a
+    cost model)."""
+    return planned_candidate(shell, default_plan(kernel, shell.buffers, hw), hw)

@@ -104,16 +104,6 @@ def is_cpu(hw: HardwareModel) -> bool:
 
 # ---- sweeps ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class CpuSweeps:
-    """The kernel as per-row instructions before the first sweep and a list of sweeps; `held`
-    are the row values one sweep writes to a per-task buffer for a later one to read."""
-
-    before: tuple[Instr, ...]
-    passes: tuple[StreamPass, ...]
-    held: frozenset[str]
-
-
 def _levels(kernel: Kernel, instrs: list[Instr]) -> dict[str, int]:
     level: dict[str, int] = {}
     for ins in instrs:
@@ -129,7 +119,7 @@ def reduce_level(ins: Instr, level: dict[str, int]) -> int:
     return max((level[r] for r in ins.reads), default=0)
 
 
-def cpu_sweeps(kernel: Kernel, recompute: Callable[[Instr], bool]) -> CpuSweeps:
+def cpu_sweeps(kernel: Kernel, recompute: Callable[[Instr], bool]) -> Sweeps:
     """Place every row instruction in the last sweep that still allows all its consumers (a
     reduction of level k is swept in sweep k, a value of level k is first available in sweep
     k+1); a sweep that needs a value placed in an earlier sweep recomputes it when
@@ -175,7 +165,7 @@ def cpu_sweeps(kernel: Kernel, recompute: Callable[[Instr], bool]) -> CpuSweeps:
         passes.append(StreamPass(body, tuple(i for i in body if isinstance(i, Reduce)),
                                  tuple(i for i in scalar if level_of_all(i, level) == k)))
     before = tuple(i for i in scalar if level_of_all(i, level) == 0)
-    return CpuSweeps(before, tuple(passes), frozenset(held))
+    return Sweeps(before, tuple(passes), frozenset(held))
 
 
 def level_of_all(ins: Instr, level: dict[str, int]) -> int:
@@ -184,14 +174,14 @@ def level_of_all(ins: Instr, level: dict[str, int]) -> int:
 
 _RECOMPUTE: dict[str, Callable[[Instr], bool]] = {
     "streamed": lambda ins: True, "reload": lambda ins: isinstance(ins, Load), "held": lambda ins: False}
-_SWEEPS: dict[tuple, CpuSweeps] = {}
+_SWEEPS: dict[tuple, Sweeps] = {}
 
 
-def sweeps_of(kernel: Kernel) -> CpuSweeps:
-    """The sweeps a planned CPU kernel runs: streamed rows recompute everything, held rows
-    recompute only (with `reload`) their input loads.  Every candidate of a region has the
-    same instructions and one of three modes, so the sweeps are placed once per (instructions,
-    mode) and shared (ranking a region's candidates asked for them hundreds of times)."""
+def _placed_sweeps(kernel: Kernel) -> Sweeps:
+    """The sweeps a CPU kernel planned with its strategy runs: streamed rows recompute
+    everything, held rows recompute only (with `reload`) their input loads.  Every candidate
+    of a region has the same instructions and one of three modes, so the sweeps are placed
+    once per (instructions, mode) and shared by the candidates' kernels."""
     s: CpuStrategy = kernel.strategy
     mode = "streamed" if not s.held else "reload" if s.reload else "held"
     key = (kernel.instrs, tuple(a.name for a in kernel.row), mode)
@@ -209,7 +199,7 @@ def held_bytes(kernel: Kernel) -> int:
     s: CpuStrategy = kernel.strategy
     if s.kind not in ("row", "column") or not s.held:
         return 0
-    sweeps = sweeps_of(kernel)
+    sweeps = kernel.sweeps
     reread = {i.dst for i in kernel.instrs if isinstance(i, Load)
               and sum(i in p.sweep for p in sweeps.passes) > 1}   # by value: sweeps are shared
     width = s.rows_per_group if s.kind == "column" else 1
@@ -420,9 +410,8 @@ def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Ke
     if any(isinstance(i, Reduce) and i.shift is not None for i in instrs):
         raise Unsupported("online statistics are not rendered on the CPU")
     planned = replace(kernel, instrs=instrs, strategy=strategy, sweeps=None)
-    if not strategy.held and kernel.row:   # recorded like a GPU plan's: DRAM bytes count every sweep
-        sweeps = sweeps_of(planned)
-        planned = replace(planned, sweeps=Sweeps(sweeps.before, sweeps.passes))
+    if kernel.row:   # a streamed row's DRAM bytes count every sweep, as a GPU plan's do
+        planned = replace(planned, sweeps=_placed_sweeps(planned))
     if held_bytes(planned) > hw.held_budget:
         raise Unsupported(f"held row needs {held_bytes(planned)} bytes, more than half of L2")
     return planned

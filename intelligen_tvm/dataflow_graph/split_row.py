@@ -157,7 +157,7 @@ def split_phases(kernel: Kernel, buffers: Mapping[str, Buffer]) -> tuple[list[Ke
     """The unplanned phase kernels of a split_row kernel and the workspaces they share."""
     s: ParallelStrategy = kernel.strategy
     assert {SPLIT, POS}.isdisjoint(kernel.axes), "split axes clash with the region's axes"
-    before, passes = kernel.sweeps
+    before, passes = kernel.sweeps.before, kernel.sweeps.passes
     level, rest = passes[0], passes[1:]
     outer_shape = tuple(a.extent for a in kernel.outer)
     workspaces = {r.dst: Buffer(f"ws_{r.dst}", (*outer_shape, s.splits), kernel.values[r.dst].dtype)
@@ -193,8 +193,3 @@ def expand_program(program: Program, hw: HardwareModel) -> Program:
         kernels.append(with_strategy(partial, replace(strategy, unroll=s.unroll), hw))
         kernels += [plan_kernel(k, buffers, hw) for k in later]
     return replace(program, buffers=buffers, kernels=kernels)
-
-
-def planned_program(shell: Program, kernel: Kernel, hw: HardwareModel) -> Program:
-    """The program a planned candidate of a region runs: its kernel, or its split phases."""
-    return expand_program(replace(shell, kernels=[kernel]), hw)

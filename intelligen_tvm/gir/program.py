@@ -11,11 +11,11 @@ region axes.  The parallel strategy (`strategy.py`) maps region axes to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
-from typing import NamedTuple
 
 from .expr import Expr, ValueRef, free_vars, loads, to_text, walk_value_refs
 from .strategy import ParallelStrategy
@@ -204,11 +204,15 @@ class StreamPass:
     after: tuple[Instr, ...]
 
 
-class Sweeps(NamedTuple):
-    """A streamed kernel's instructions before its first sweep, then its sweeps in order."""
+@dataclass(frozen=True)
+class Sweeps:
+    """A row kernel's instructions before its first sweep, then its sweeps in order; `held`
+    are the row values one sweep keeps in a per-task buffer for a later one to read (a CPU
+    plan that holds its row; a streamed row recomputes everything)."""
 
     before: tuple[Instr, ...]
     passes: tuple[StreamPass, ...]
+    held: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,7 @@ class Kernel:
     values: Mapping[str, Value]
     strategy: ParallelStrategy | None = None   # set once planned
     local_buffers: Mapping[str, Buffer] = field(default_factory=dict)   # on-chip (SRAM) tiles
-    sweeps: Sweeps | None = None     # recorded by the planner when the row streams or is split
+    sweeps: Sweeps | None = None     # recorded by the planner: a streamed or split row, every CPU row plan
 
     def __post_init__(self) -> None:
         _freeze(self, outer=tuple, row=tuple, instrs=tuple, values=_frozen_map, local_buffers=_frozen_map)
@@ -337,6 +341,7 @@ def numel(shape: Iterable[int]) -> int:
     return n
 
 
+@functools.cache   # a handful of dtype names, asked for every value of every candidate
 def dtype_bytes(dtype: str) -> int:
     if dtype == "bool":
         return 1

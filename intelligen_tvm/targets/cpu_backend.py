@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..dataflow_graph.cpu_plan import CpuStrategy, CpuSweeps, sweeps_of
+from ..dataflow_graph.cpu_plan import CpuStrategy
 from ..gir import expr as E
-from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sync, dtype_bytes, numel
+from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sweeps, Sync, dtype_bytes, numel
 from ..gir.symbolic import is_symbolic
 from . import cpu_math
 from .geometry import coords
@@ -212,7 +212,7 @@ class CpuKernelRenderer:
 
     def _row(self) -> list[str]:
         s = self.s
-        sweeps: CpuSweeps = sweeps_of(self.kernel)
+        sweeps = self.kernel.sweeps
         self.held = sweeps.held
         self.output_homes = self._output_homes(sweeps)
         row = f"(t * {s.rows_per_group} + r)"
@@ -261,7 +261,7 @@ class CpuKernelRenderer:
             lines += _loop(f"for e in T.serial({rem}):", self._block(instrs, at(pos, "", "e")))
         return lines
 
-    def _prefetch_next_row(self, sweeps: CpuSweeps, row: str, base: str) -> list[str]:
+    def _prefetch_next_row(self, sweeps: Sweeps, row: str, base: str) -> list[str]:
         """With several sweeps, the last one prefetches what the next row's first sweep loads
         from DRAM, one cache line at a time: that sweep otherwise waits on memory with little
         to compute (softmax's max), and the hardware prefetcher does not run ahead across the
@@ -285,7 +285,7 @@ class CpuKernelRenderer:
                 lines.append(f'T.evaluate(T.call_llvm_intrin("void", "llvm.prefetch.p0", T.address_of({address}), 0, 3, 1))')
         return lines
 
-    def _output_homes(self, sweeps: CpuSweeps) -> dict[str, Store]:
+    def _output_homes(self, sweeps: Sweeps) -> dict[str, Store]:
         """Held row values kept in the output row that their last sweep overwrites, instead of
         a per-task buffer: softmax's exp goes to the output in its sweep and is scaled in place
         in the next.  The output's cache lines are then fetched while the sweep computes
@@ -331,7 +331,7 @@ class CpuKernelRenderer:
     def _column(self) -> list[str]:
         s = self.s
         v, block = s.vector, s.rows_per_group
-        sweeps = sweeps_of(self.kernel)
+        sweeps = self.kernel.sweeps
         self.held = sweeps.held
         base = f"(t * {block} + j * {v})"
         outer = coords(self.kernel.outer, base, "vv")

@@ -301,7 +301,7 @@ class KernelRenderer:
     def _render_streaming(self) -> None:
         """The row streams through `serial` steps, one sweep per reduction level (the planner
         recorded the sweeps); accumulators carry across steps and combine after each sweep."""
-        before, passes = self.kernel.sweeps
+        before, passes = self.kernel.sweeps.before, self.kernel.sweeps.passes
         online = {r.shift: r for p in passes for r in p.reduces if r.shift is not None}
         for ins in before:
             self.render_instr(ins)

@@ -27,7 +27,7 @@ def _candidates(name: str):
 def test_features_are_numeric_and_describe_the_plan(name: str) -> None:
     shell, found = _candidates(name)
     for cand in found:
-        f = features(cand, shell, HW)
+        f = features(cand, HW)
         assert all(isinstance(v, float) for v in f.values())
         assert sum(f[f"kind_{k}"] for k in KINDS) == 1.0
         assert f["vector"] == cand.strategy.vector
@@ -43,11 +43,11 @@ def test_prior_prefers_vectors_and_coalesced_access() -> None:
     by_vector = {}
     for cand in found:
         if cand.strategy.units == 8:
-            by_vector[cand.strategy.vector] = predicted_time_us(features(cand, shell, HW), HW)
+            by_vector[cand.strategy.vector] = predicted_time_us(features(cand, HW), HW)
     assert by_vector[4] < by_vector[2] < by_vector[1]
 
 
 def test_prior_predicts_at_least_the_bandwidth_bound() -> None:
     shell, found = _candidates("softmax")
     floor_us = 2 * 4096 * 1024 * 4 / (HW.dram_gbps * 1e3)
-    assert all(predicted_time_us(features(c, shell, HW), HW) >= floor_us for c in found)
+    assert all(predicted_time_us(features(c, HW), HW) >= floor_us for c in found)

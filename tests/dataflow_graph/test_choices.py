@@ -4,7 +4,6 @@ lowering (against onnx.reference) and goes through TVM's CUDA codegen."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.plan import plan_kernel
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
-from intelligen_tvm.dataflow_graph.split_row import planned_program
 from intelligen_tvm.gir.program import Program
 from tests.helpers import run_prim_func, suite_region
 
@@ -55,7 +53,7 @@ def test_sampled_candidates_match_reference(name: str) -> None:
     sample = found[:: max(1, len(found) // 6)]
     (out,) = sp.outputs
     for k, candidate in enumerate(sample):
-        planned = planned_program(replace(program, name=f"cand{k}"), candidate, HW)
+        planned = candidate.program.renamed(f"cand{k}")
         func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in sp.inputs])
         np.testing.assert_allclose(actual, expected[out], rtol=1e-3, atol=1e-3,

@@ -7,7 +7,7 @@ from tvm import relax
 
 from intelligen_tvm import suite
 from intelligen_tvm.dataflow_graph.choices import default_plan, enumerate_candidates
-from intelligen_tvm.dataflow_graph.cpu_plan import (CpuModel, CpuStrategy, cpu_row_strategy, held_bytes, sweeps_of,
+from intelligen_tvm.dataflow_graph.cpu_plan import (CpuModel, CpuStrategy, cpu_row_strategy, held_bytes,
                                                     with_cpu_strategy)
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.plan import planned_dram_bytes
@@ -36,13 +36,13 @@ def test_held_softmax_keeps_exp_and_reloads_the_input() -> None:
     kept; with `reload` x is read again from cache, without it x is kept too."""
     kernel, sp = _softmax()
     held = with_cpu_strategy(kernel, cpu_row_strategy(kernel, 4, 16, 4, held=True, reload=True), HW)
-    sweeps = sweeps_of(held)
+    sweeps = held.sweeps
     assert len(sweeps.passes) == 3
     exp = next(i.dst for i in kernel.instrs if getattr(i, "op", None) == "exp")
     assert sweeps.held == {exp}
     assert not any(getattr(i, "op", None) == "exp" for i in sweeps.passes[2].sweep)
     copied = with_cpu_strategy(kernel, cpu_row_strategy(kernel, 4, 16, 4, held=True, reload=False), HW)
-    assert len(sweeps_of(copied).held) == 2
+    assert len(copied.sweeps.held) == 2
     assert held_bytes(copied) == held_bytes(held) == 2 * 4 * 1024   # a re-read input stays in cache too
     assert planned_dram_bytes(held, sp.buffers) == planned_dram_bytes(copied, sp.buffers) == 2 * 64 * 1024 * 4
 
@@ -50,7 +50,7 @@ def test_held_softmax_keeps_exp_and_reloads_the_input() -> None:
 def test_streamed_softmax_recomputes_and_rereads() -> None:
     kernel, sp = _softmax()
     streamed = with_cpu_strategy(kernel, cpu_row_strategy(kernel, 4, 16, 4, held=False), HW)
-    sweeps = sweeps_of(streamed)
+    sweeps = streamed.sweeps
     assert not sweeps.held and len(sweeps.passes) == 3
     assert sum(getattr(i, "op", None) == "exp" for p in sweeps.passes for i in p.sweep) == 2
     assert planned_dram_bytes(streamed, sp.buffers) == 4 * 64 * 1024 * 4   # x read three times, y written

@@ -119,14 +119,14 @@ def test_a_row_too_long_for_registers_streams_one_sweep_per_reduction_level() ->
     # the default streams softmax online: max and sum in one sweep, then the output sweep
     assert s.single_pass
     assert k.sweeps == stream_passes(k)   # recorded by the planner, read by renderers and features
-    before, passes = k.sweeps
+    passes = k.sweeps.passes
     assert [[r.op for r in p.reduces] for p in passes] == [["max", "sum"], []]
     assert "exp(%" in prog.text() and "online" in prog.text()
     assert program_dram_bytes(prog) == 2 * row_bytes + row_bytes
     # without online statistics: the max, then the sum of exp(x - max), then the output
     two_level = replace(k.strategy, single_pass=False)
     unfused = with_strategy(monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs), two_level, HW)
-    _, passes = stream_passes(unfused)
+    passes = stream_passes(unfused).passes
     assert [[r.op for r in p.reduces] for p in passes] == [["max"], ["sum"], []]
     assert all(any(isinstance(i, Load) for i in p.sweep) for p in passes)
     assert any(isinstance(i, Store) for i in passes[-1].sweep)
@@ -153,7 +153,7 @@ def test_a_single_reduction_level_streams_in_two_sweeps() -> None:
     rows, n = HW.processors, 1 << 17
     k, prog, _ = planned(lambda x, w: op.nn.rms_norm(x, w, axes=[-1]), [(rows, n), (n,)])
     assert k.strategy.kind == "row"
-    _, passes = stream_passes(k)
+    passes = stream_passes(k).passes
     assert [[r.op for r in p.reduces] for p in passes] == [["sum"], []]
     assert program_dram_bytes(prog) == 4 * (rows * n) * 2 + 4 * n + 4 * (rows * n)
 
@@ -186,7 +186,7 @@ def test_a_multi_pass_strided_row_is_held_on_chip_when_it_fits() -> None:
 def test_a_multi_pass_strided_row_too_long_for_registers_streams() -> None:
     k, prog, _ = planned(lambda x: op.nn.softmax(x, axis=0), [(4096, 8)])
     assert k.strategy.kind == "column" and k.strategy.serial > 1 and k.strategy.single_pass
-    assert len(stream_passes(k)[1]) == 2          # online max + sum, then the output
+    assert len(stream_passes(k).passes) == 2          # online max + sum, then the output
     assert program_dram_bytes(prog) == 3 * 4096 * 8 * 4
 
 

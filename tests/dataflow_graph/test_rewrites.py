@@ -15,7 +15,7 @@ from intelligen_tvm.dataflow_graph.rewrites import (eliminate_common_subexpressi
 from intelligen_tvm.gir.errors import Unsupported
 from intelligen_tvm.gir.interpret import interpret
 from intelligen_tvm.gir.program import Compute, Load, Program, Reduce, Store
-from intelligen_tvm.region import ideal_dram_bytes, lower_region, plan_region, program_dram_bytes
+from intelligen_tvm.region import ideal_dram_bytes, plan_region, program_dram_bytes
 from tests.helpers import chain_stages, suite_region
 
 op = relax.op

@@ -73,9 +73,9 @@ def _feed(sp, rows: int, n: int, mean: float) -> list[np.ndarray]:
 def test_shifted_variance_puts_mean_and_variance_on_one_level(name: str) -> None:
     sp, _ = _region(name, 4, 96)
     k = monotonic_rewrites(build_kernel(sp, "k")[0], sp.inputs, sp.outputs)
-    assert [[r.op for r in p.reduces] for p in stream_passes(k)[1]] == [["sum"], ["sum"], []]
+    assert [[r.op for r in p.reduces] for p in stream_passes(k).passes] == [["sum"], ["sum"], []]
     shifted = shifted_variance(k)
-    assert [len(p.reduces) for p in stream_passes(shifted)[1]] == [3, 0]   # sum, sum (x-K)^2, sum (x-K)
+    assert [len(p.reduces) for p in stream_passes(shifted).passes] == [3, 0]   # sum, sum (x-K)^2, sum (x-K)
     # the shift K is the row's first element: per-row loads at row index 0
     starts = [i for i in shifted.instrs if isinstance(i, Load) and not shifted.values[i.dst].axes & {"r0"}
               and "r0" not in i.src.axes() and i.dst.endswith("_at_row_start")]

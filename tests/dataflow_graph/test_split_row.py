@@ -14,12 +14,11 @@ from tvm import relax
 from intelligen_tvm import targets
 from intelligen_tvm.cost_model.features import features
 from intelligen_tvm.cost_model.prior import LAUNCH_US, predicted_time_us
-from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
+from intelligen_tvm.dataflow_graph.choices import enumerate_candidates, planned_candidate
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.families.split_row import splittable
 from intelligen_tvm.dataflow_graph.plan import plan_kernel, planned_dram_bytes, program_dram_bytes
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
-from intelligen_tvm.dataflow_graph.split_row import planned_program
 from intelligen_tvm.gir.errors import VerifyError
 from intelligen_tvm.gir.program import Level, Load, Program, Store
 from intelligen_tvm.gir.verify import verify
@@ -81,7 +80,7 @@ def test_only_single_level_regions_are_splittable() -> None:
 def test_the_phases_meet_in_a_dram_workspace_that_planned_bytes_count() -> None:
     kernel, shell = rewritten(SUM, [(16, 1 << 20)])
     chosen = plan_kernel(kernel, shell.buffers, HW)
-    program = planned_program(shell, chosen, HW)
+    program = planned_candidate(shell, chosen, HW).program
     verify(program, HW)
     partial, finish = program.kernels
     (ws,) = [b for b in program.buffers.values() if b.name not in shell.buffers]
@@ -99,7 +98,7 @@ def test_the_phases_meet_in_a_dram_workspace_that_planned_bytes_count() -> None:
 def test_the_verifier_orders_the_launches() -> None:
     kernel, shell = rewritten(SUM, [(16, 1 << 20)])
     chosen = plan_kernel(kernel, shell.buffers, HW)
-    program = planned_program(shell, chosen, HW)
+    program = planned_candidate(shell, chosen, HW).program
     with pytest.raises(VerifyError, match="read before an earlier kernel wrote it"):
         verify(replace(program, kernels=program.kernels[::-1]), HW)
     with pytest.raises(VerifyError, match="verified as its phase kernels"):
@@ -113,15 +112,15 @@ def test_split_candidates_verify_and_features_describe_them() -> None:
     assert len(split) >= 10 and len({c.strategy for c in split}) == len(split)
     assert plan_kernel(kernel, shell.buffers, HW).strategy in {c.strategy for c in split}
     assert {c.strategy.splits for c in split} >= {4, 16, 64, 256}
-    f = features(split[0], shell, HW)
+    f = features(split[0], HW)
     ws = 16 * split[0].strategy.splits * 4
     assert (f["kernels"], f["workspace_bytes"], f["kind_split_row"]) == (2.0, float(ws), 1.0)
     assert f["dram_bytes"] == 16 * (1 << 20) * 4 + 2 * ws + 16 * 4
-    plain = features(next(c for c in found if c.strategy.kind == "row"), shell, HW)
+    plain = features(next(c for c in found if c.strategy.kind == "row"), HW)
     assert (plain["kernels"], plain["workspace_bytes"]) == (1.0, 0.0)
     # the prior charges the second launch, and still prefers splitting 16 rows over 132 SMs
     assert predicted_time_us(f, HW) >= 2 * LAUNCH_US
-    times = {c.strategy: predicted_time_us(features(c, shell, HW), HW) for c in found}
+    times = {c.strategy: predicted_time_us(features(c, HW), HW) for c in found}
     assert min(times, key=times.get).kind == "split_row"
 
 
@@ -129,7 +128,7 @@ def test_the_prior_does_not_split_rows_that_fill_the_machine() -> None:
     kernel, shell = rewritten(SUM, [(4 * HW.processors, 1 << 15)])
     found = enumerate_candidates(kernel, shell, HW)
     assert any(c.strategy.kind == "split_row" for c in found)   # a candidate, not the favourite
-    times = {c.strategy: predicted_time_us(features(c, shell, HW), HW) for c in found}
+    times = {c.strategy: predicted_time_us(features(c, HW), HW) for c in found}
     assert min(times, key=times.get).kind != "split_row"
 
 
@@ -144,6 +143,6 @@ def test_sampled_split_candidates_match_numpy_on_the_cpu_lowering() -> None:
     sample = split[:: max(1, len(split) // 6)]
     assert len({(c.strategy.splits, c.strategy.threads_per_row) for c in sample}) >= 3
     for k, cand in enumerate(sample):
-        func = targets.parse_source(targets.render_source(planned_program(shell, cand, HW), "llvm", f"c{k}"))
+        func = targets.parse_source(targets.render_source(cand.program, "llvm", f"c{k}"))
         (got,) = run_prim_func(func, [x])
         np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=str(cand.strategy))

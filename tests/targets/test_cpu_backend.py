@@ -88,7 +88,7 @@ def test_sampled_cpu_candidates_match_reference(name: str) -> None:
     sample = found[:: max(1, len(found) // 8)]
     (out,) = sp.outputs
     for k, candidate in enumerate(sample):
-        planned = replace(program, name=f"cand{k}", kernels=[candidate])
+        planned = candidate.program.renamed(f"cand{k}")
         func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in sp.inputs], target=HOST)
         np.testing.assert_allclose(actual, expected[out], rtol=1e-4, atol=1e-5, err_msg=f"{name}: {candidate.strategy}")
@@ -108,7 +108,7 @@ def test_elementwise_rows_over_fused_axes_are_contiguous_and_right(bias_shape) -
     candidates = enumerate_candidates(kernel, program, HW)
     assert {c.strategy.row_axes for c in candidates} == {default_plan(kernel, sp.buffers, HW).strategy.row_axes}
     for k, cand in enumerate(candidates[:: max(1, len(candidates) // 6)]):
-        planned = replace(program, name=f"cand{k}", kernels=[cand])
+        planned = cand.program.renamed(f"cand{k}")
         func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
         (got,) = run_prim_func(func, [x, b], target=HOST)
         np.testing.assert_array_equal(got, x + b, err_msg=str(cand.strategy))
@@ -189,7 +189,7 @@ def test_row_tails_are_whole_vectors_then_fewer_scalars_than_a_vector(fn, shapes
     funcs = {}
     for k, cand in enumerate(candidates):
         s = cand.strategy
-        text = targets.render_source(replace(program, name=f"c{k}", kernels=[cand]), "llvm", f"c{k}")
+        text = targets.render_source(cand.program.renamed(f"c{k}"), "llvm", f"c{k}")
         tails = [int(line.split("T.serial(")[1].rstrip("):")) for line in text.splitlines() if "for e in T.serial(" in line]
         assert tails == [s.row_size % s.vector] * len(tails) and (tails or s.row_size % s.vector == 0), s
         funcs[f"c{k}"] = targets.parse_source(text).with_attr("global_symbol", f"c{k}")

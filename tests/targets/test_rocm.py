@@ -6,7 +6,6 @@ numerics are checked on the CPU lowering of the same plans (same gfx90a hardware
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 import os
 import shutil
 import subprocess
@@ -22,7 +21,6 @@ from intelligen_tvm.dataflow_graph.choices import enumerate_candidates
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.plan import plan_kernel
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
-from intelligen_tvm.dataflow_graph.split_row import planned_program
 from intelligen_tvm.gir.program import Program
 from intelligen_tvm.gir.strategy import ParallelStrategy, PlanFamily
 from intelligen_tvm.gir.verify import verify
@@ -191,7 +189,7 @@ def test_gfx90a_candidates_verify_and_use_whole_waves(name: str) -> None:
     for cand in found:
         s = cand.strategy
         assert s.lanes == 64 and (s.units * s.lanes) % 64 == 0 and s.units * s.lanes <= 256, s
-        verify(planned_program(program, cand, HW), HW)   # a split row: its phase kernels
+        verify(cand.program, HW)   # a split row: its phase kernels
     assert plan_kernel(kernel, program.buffers, HW).strategy in {c.strategy for c in found}
 
 
@@ -202,7 +200,7 @@ def test_sampled_gfx90a_candidates_match_reference(name: str) -> None:
     _, program, feed, expected, found = _gfx90a_candidates(name, small=True)
     (out,) = program.outputs
     for k, cand in enumerate(found[:: max(1, len(found) // 8)]):
-        planned = planned_program(replace(program, name=f"c{k}"), cand, HW)
+        planned = cand.program.renamed(f"c{k}")
         func = targets.parse_source(targets.render_source(planned, "llvm", f"c{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in program.inputs])
         np.testing.assert_allclose(actual, expected[out], rtol=1e-4, atol=1e-5, err_msg=str(cand.strategy))

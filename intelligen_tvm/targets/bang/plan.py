@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...cost_model.ranking import rank
+from ...dataflow_graph.choices import Candidate, planned_candidate
 from ...dataflow_graph.plan import with_strategy
 from ...gir.errors import Unsupported, VerifyError
 from ...gir.hardware import HardwareModel
@@ -68,11 +69,11 @@ def _strategy(kernel: Kernel, layout: TileLayout, buffers: int) -> ParallelStrat
                             buffers=buffers)
 
 
-def trial_mlu(kernel: Kernel, shell: Program, hw: HardwareModel) -> Kernel:
+def trial_mlu(kernel: Kernel, shell: Program, hw: HardwareModel) -> Candidate:
     """Region selection's check: the region has an NRAM row layout (whether every op has a
     BANG lowering is decided on the final region, which is then taken or left whole)."""
     layout = _layout(kernel, shell.buffers, 1, scratchpad().local_bytes // 4 // 2, scratchpad())
-    return with_strategy(kernel, _strategy(kernel, layout, 1), hw)
+    return planned_candidate(shell, with_strategy(kernel, _strategy(kernel, layout, 1), hw), hw)
 
 
 def _tile_sizes(rows: int) -> list[int]:
@@ -83,7 +84,7 @@ def _tile_sizes(rows: int) -> list[int]:
     return sizes + [rows]
 
 
-def candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Kernel]:
+def candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Candidate]:
     """Every (tile rows, buffers) whose emitted kernel fits NRAM; the NRAM row is the
     longest contiguous one for which some tile fits.  Raises Unsupported with the reason
     when the renderer refuses the kernel or nothing fits."""
@@ -95,14 +96,13 @@ def candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Kernel
         for tile_rows in _tile_sizes(base.n_rows):
             layout = TileLayout(base.rows, base.cols, tile_rows, base.align_elems)
             for buffers in BUFFERS:
-                planned = with_strategy(kernel, _strategy(kernel, layout, buffers), hw)
-                program = Program(shell.name, shell.buffers, shell.inputs, shell.outputs, [planned])
+                candidate = planned_candidate(shell, with_strategy(kernel, _strategy(kernel, layout, buffers), hw), hw)
                 try:
-                    verify(program, hw)
+                    verify(candidate.program, hw)
                 except VerifyError:
                     continue
-                if emit(program, "probe").nram_bytes <= pad.local_bytes:
-                    found.append(planned)
+                if emit(candidate.program, "probe").nram_bytes <= pad.local_bytes:
+                    found.append(candidate)
         if found or kernel.row:
             break
         cap //= 2
@@ -112,6 +112,6 @@ def candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Kernel
     return found
 
 
-def choose_mlu(kernel: Kernel, shell: Program, hw: HardwareModel, model=None) -> Kernel:
+def choose_mlu(kernel: Kernel, shell: Program, hw: HardwareModel, model=None) -> Candidate:
     """The candidate the cost model ranks first (a `Chooser` for region selection)."""
-    return rank(candidates(kernel, shell, hw), shell, hw, model)[0][0]
+    return rank(candidates(kernel, shell, hw), hw, model)[0][0]
