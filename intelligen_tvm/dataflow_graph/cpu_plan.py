@@ -347,7 +347,10 @@ def cpu_family(kernel: Kernel, buffers, hw: CpuModel) -> str:
 def _row_modes(kernel: Kernel) -> list[tuple[bool, bool]]:
     """(held, reload) pairs that give different sweeps: with one reduction level and no row
     output nothing is carried between sweeps, and without inputs needed by later sweeps
-    reloading them changes nothing."""
+    reloading them changes nothing.  A row of symbolic length only streams."""
+    if is_symbolic(numel(a.extent for a in kernel.row)):
+        return [(False, True)]
+
     def signature(recompute) -> tuple:
         sw = cpu_sweeps(kernel, recompute)
         return tuple(tuple(id(i) for i in p.sweep) for p in sw.passes), sw.held

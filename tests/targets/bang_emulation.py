@@ -19,7 +19,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from intelligen_tvm.targets.bang.hook import CODEGEN, emit_function
+from intelligen_tvm.mlu import CODEGEN, emit_function
 from intelligen_tvm.targets.bang.plan import Emitted, scratchpad
 from intelligen_tvm.targets.bang.cexpr import c_type
 

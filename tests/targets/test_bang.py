@@ -15,7 +15,7 @@ from tvm import relax
 
 import intelligen_tvm
 from intelligen_tvm import suite
-from intelligen_tvm.targets import bang
+from intelligen_tvm import mlu
 from intelligen_tvm.targets.bang.plan import candidates
 from intelligen_tvm.testing import assert_close, reference_outputs, to_numpy, tolerances
 from tests.helpers import LLVM, relax_module
@@ -43,13 +43,13 @@ def test_suite_case_emulated_matches_onnx_reference(name: str, tmp_path: Path) -
     require_gxx()
     case = suite.get_case(name)
     model = case.build(small=True)
-    report = bang.explain_mlu(intelligen_tvm.from_onnx(model))
-    fallbacks = [r for r in report["regions"] if r["handled_by"] != bang.CODEGEN]
+    report = mlu.explain_mlu(intelligen_tvm.from_onnx(model))
+    fallbacks = [r for r in report["regions"] if r["handled_by"] != mlu.CODEGEN]
     if name in NOT_TAKEN:
         assert any(NOT_TAKEN[name] in r["reason"] for r in fallbacks), fallbacks
     else:
         assert not fallbacks, fallbacks
-    partitioned = bang.partition_for_mlu(intelligen_tvm.from_onnx(model))
+    partitioned = mlu.partition_for_mlu(intelligen_tvm.from_onnx(model))
     mod, emitted = emulate_module(partitioned, tmp_path)
     if name not in ("bias_gelu_erf", "sum_axis0"):
         assert emitted, "the hook took no region"
@@ -95,26 +95,26 @@ def test_candidates_match_tvm(name, fn, shapes, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal(s).astype("float32") for s in shapes]
     expected = _tvm_reference(fn, shapes, inputs)
-    (func,) = codegen_functions(bang.partition_for_mlu(relax_module(fn, shapes))).values()
+    (func,) = codegen_functions(mlu.partition_for_mlu(relax_module(fn, shapes))).values()
     seen: list = []
 
     def collect(kernel, shell, hw):
         seen.extend(candidates(kernel, shell, hw))
         return seen[0]
 
-    bang.emit_function(func, collect)
+    mlu.emit_function(func, collect)
     kinds = {(k.strategy.rows_per_group, k.strategy.buffers) for k in seen}
     assert {b for _, b in kinds} == {1, 2} and len({t for t, _ in kinds}) > 2, kinds
     for i in _sample(seen):
-        e = bang.emit_function(func, lambda kernel, shell, hw, i=i: candidates(kernel, shell, hw)[i])
+        e = mlu.emit_function(func, lambda kernel, shell, hw, i=i: candidates(kernel, shell, hw)[i])
         exe = build(e, "intelligen_region0", tmp_path / f"c{i}", tasks=3)   # several tiles per task
         (out,) = run(exe, e, inputs, tmp_path / f"c{i}")
         assert_close([out], [expected[0].reshape(out.shape)], 1e-5, 1e-5)
 
 
 def test_tails_are_padded_with_the_neutral_value() -> None:
-    (func,) = codegen_functions(bang.partition_for_mlu(relax_module(lambda x: op.nn.softmax(x), [(4, 100)]))).values()
-    src = bang.emit_function(func).source
+    (func,) = codegen_functions(mlu.partition_for_mlu(relax_module(lambda x: op.nn.softmax(x), [(4, 100)]))).values()
+    src = mlu.emit_function(func).source
     assert "__bang_write_value(v_neutral_max, 32, -3.40282347e+38f);" in src
     assert "__bang_write_value(v_neutral_sum, 32, 0.0f);" in src
     assert "npad=128" in src and "+ 100, v_neutral_max, 112, NRAM2NRAM" in src
@@ -142,7 +142,7 @@ def test_reduce_sum_emulation_needs_the_second_step(tmp_path: Path) -> None:
 
 def test_run_codegen_returns_the_bang_source() -> None:
     model = suite.get_case("layer_norm").build(small=True)
-    partitioned = bang.partition_for_mlu(intelligen_tvm.from_onnx(model))
+    partitioned = mlu.partition_for_mlu(intelligen_tvm.from_onnx(model))
     (symbol,) = codegen_functions(partitioned)
     mod = relax.transform.RunCodegen()(partitioned)
     (ext,) = mod.attrs["external_mods"]
@@ -154,37 +154,37 @@ def test_run_codegen_returns_the_bang_source() -> None:
 
 def test_codegen_compiles_the_plan_chosen_at_partition_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The codegen receives the chosen plan's source with the function: it plans nothing again."""
-    partitioned = bang.partition_for_mlu(relax_module(lambda x: op.nn.softmax(x), [(4, 100)]))
+    partitioned = mlu.partition_for_mlu(relax_module(lambda x: op.nn.softmax(x), [(4, 100)]))
     (func,) = codegen_functions(partitioned).values()
-    assert str(func.attrs[bang.hook.SOURCE_ATTR]) == bang.emit_function(func).source
+    assert str(func.attrs[mlu.SOURCE_ATTR]) == mlu.emit_function(func).source
 
     def no_replanning(*_args, **_kwargs):
         raise AssertionError("the codegen planned the region again")
 
-    monkeypatch.setattr(bang.hook, "emit_function", no_replanning)
-    monkeypatch.setattr(bang.hook.RegionSelector, "select", no_replanning)
-    monkeypatch.setattr(bang.hook.RegionSelector, "try_lower", no_replanning)
+    monkeypatch.setattr(mlu, "emit_function", no_replanning)
+    monkeypatch.setattr(mlu.RegionSelector, "select", no_replanning)
+    monkeypatch.setattr(mlu.RegionSelector, "try_lower", no_replanning)
     (ext,) = relax.transform.RunCodegen()(partitioned).attrs["external_mods"]
-    assert ext.inspect_source() == str(func.attrs[bang.hook.SOURCE_ATTR])
+    assert ext.inspect_source() == str(func.attrs[mlu.SOURCE_ATTR])
 
 
 def test_report_names_regions_not_taken_with_reasons() -> None:
     model = suite.get_case("bias_gelu_erf").build(small=True)
-    (region,) = bang.explain_mlu(intelligen_tvm.from_onnx(model))["regions"]
+    (region,) = mlu.explain_mlu(intelligen_tvm.from_onnx(model))["regions"]
     assert region["handled_by"] == "fallback" and "erf" in region["reason"]
     model = suite.get_case("softmax").build(small=True)
-    (region,) = bang.explain_mlu(intelligen_tvm.from_onnx(model))["regions"]
-    assert region["handled_by"] == bang.CODEGEN and region["strategy"]["rows_per_group"] >= 1
+    (region,) = mlu.explain_mlu(intelligen_tvm.from_onnx(model))["regions"]
+    assert region["handled_by"] == mlu.CODEGEN and region["strategy"]["rows_per_group"] >= 1
 
 
 def test_candidates_respect_nram_capacity() -> None:
     """A softmax row of 30000 fp32 (120 KB) leaves room for one tile row, no second buffer;
     a row of 40000 is not taken (a row split over the cores of a cluster is not implemented)."""
     fn = lambda x: op.nn.softmax(x)  # noqa: E731
-    (func,) = codegen_functions(bang.partition_for_mlu(relax_module(fn, [(8, 30000)]))).values()
+    (func,) = codegen_functions(mlu.partition_for_mlu(relax_module(fn, [(8, 30000)]))).values()
     seen: list = []
-    e = bang.emit_function(func, lambda k, s, hw: seen.extend(candidates(k, s, hw)) or seen[0])
+    e = mlu.emit_function(func, lambda k, s, hw: seen.extend(candidates(k, s, hw)) or seen[0])
     assert {(c.strategy.rows_per_group, c.strategy.buffers) for c in seen} == {(1, 1)}
     assert 120_000 < e.nram_bytes <= 256 * 1024
-    (region,) = bang.explain_mlu(relax_module(fn, [(2, 40000)]))["regions"]
+    (region,) = mlu.explain_mlu(relax_module(fn, [(2, 40000)]))["regions"]
     assert region["handled_by"] == "fallback" and "does not fit in NRAM" in region["reason"]

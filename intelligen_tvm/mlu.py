@@ -1,4 +1,9 @@
-"""The Cambricon MLU external codegen: `partition_for_mlu` and `relax.ext.intelligen_mlu`.
+"""The Cambricon MLU external codegen: `partition_for_mlu` and `relax.ext.intelligen_mlu`
+(the Relax side of the BANG backend in targets/bang/: region selection, then BANG C per region).
+
+    mod = intelligen_tvm.mlu.partition_for_mlu(mod)   # annotate the regions taken
+    mod = tvm.relax.transform.RunCodegen()(mod)        # BANG C per region
+    mod.attrs["external_mods"][0].inspect_source()
 
 `partition_for_mlu(mod)` runs the same region selection as the "intelligen" pipeline (trial
 merges need an NRAM row layout); a final region is taken when the BANG renderer can emit all
@@ -23,9 +28,9 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from ...region import Chooser
-from ...relax_integration import Region, RegionSelector, apply_regions, prepare
-from .plan import TARGET_KIND, Emitted, choose_mlu, emit, trial_mlu
+from .region import Chooser
+from .relax_integration import Region, RegionSelector, apply_regions, prepare
+from .targets.bang.plan import TARGET_KIND, Emitted, choose_mlu, emit, trial_mlu
 
 CODEGEN = "intelligen_mlu"
 PRIM_FUNCS_ATTR = "intelligen_mlu.prim_funcs"
