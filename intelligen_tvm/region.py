@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -12,7 +14,7 @@ import tvm
 from . import targets
 from .cost_model.model import CostModel
 from .cost_model.ranking import rank
-from .dataflow_graph.choices import Candidate, default_choice, planned_candidates, verifies
+from .dataflow_graph.choices import Candidate, candidate_with, default_choice, planned_candidates, verifies
 from .dataflow_graph.cpu_plan import is_cpu
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import program_dram_bytes
@@ -96,7 +98,35 @@ def shipped_model(family: str) -> CostModel | None:
     return CostModel.load(path) if path is not None and path.exists() else None
 
 
+# The strategies model_pick chose during one compilation, by (region fingerprint, hardware,
+# model): a model's repeated layers are one region up to names, and ranking it again would
+# pick the same strategy (the features are a function of the structure the fingerprint digests).
+_PICKED: ContextVar[dict | None] = ContextVar("intelligen_picked", default=None)
+
+
+@contextlib.contextmanager
+def one_pick_per_structure():
+    """Within the block, a region whose fingerprint model_pick has seen gets the strategy it
+    picked then, planned on the region's own kernel, without ranking again."""
+    token = _PICKED.set({})
+    try:
+        yield
+    finally:
+        _PICKED.reset(token)
+
+
 def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
+    picked = _PICKED.get()
+    key = (region_fingerprint(kernel, shell), hw, id(model)) if picked is not None else None
+    if key in (picked or {}):
+        return candidate_with(kernel, shell, picked[key], hw)
+    choice = _ranked_pick(kernel, shell, hw, model)
+    if picked is not None:
+        picked[key] = choice.strategy
+    return choice
+
+
+def _ranked_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
     """The candidate `model` predicts fastest among those with the least planned DRAM traffic
     (the default plan when nothing verifies).  A prediction never buys a second pass over DRAM:
     the model is trained on few records per family, and the region's one-pass promise (each

@@ -36,7 +36,8 @@ from .gir.errors import Unsupported
 from .gir.program import numel
 from .gir.symbolic import is_symbolic
 from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
-from .region import Chooser, LoweredRegion, default_choice, plan_region, render_region, shipped_choice
+from .region import (Chooser, LoweredRegion, default_choice, one_pick_per_structure, plan_region, render_region,
+                     shipped_choice)
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
@@ -549,22 +550,24 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
     `make_call` builds each taken region's replacement (by default a call_tir of its kernel,
     added to a copy of `mod`; an external codegen builds a call of an annotated function).
     `trial_choose` plans the trial merges of region selection.  `hints` are the sizes a
-    symbolic dimension is planned (and its bytes are reported) at, by symbol name."""
+    symbolic dimension is planned (and its bytes are reported) at, by symbol name.  A region
+    repeated up to names (the layers of a model) is ranked once (`one_pick_per_structure`)."""
     bb = relax.BlockBuilder(mod)
     reports: list[dict] = []
     counter = [0]
     updates: dict = {}
-    for gvar, func in mod.functions.items():
-        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
-            continue
-        blocks = []
-        for k, blk in enumerate(func.body.blocks):
-            if isinstance(blk, relax.DataflowBlock):
-                blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose,
-                                     make_call, trial_choose, hints or {})
-            blocks.append(blk)
-        new_body = relax.SeqExpr(blocks, func.body.body)
-        updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
+    with one_pick_per_structure():
+        for gvar, func in mod.functions.items():
+            if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+                continue
+            blocks = []
+            for k, blk in enumerate(func.body.blocks):
+                if isinstance(blk, relax.DataflowBlock):
+                    blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose,
+                                         make_call, trial_choose, hints or {})
+                blocks.append(blk)
+            new_body = relax.SeqExpr(blocks, func.body.body)
+            updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
     for gvar, func in updates.items():
         bb.update_func(gvar, func)
     mod = relax.transform.DeadCodeElimination()(bb.get())

@@ -58,13 +58,18 @@ def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrat
     return family_of(kernel, buffers, hw).space(kernel, buffers, hw)
 
 
+def candidate_with(kernel: Kernel, shell: Program, strategy: ParallelStrategy, hw: HardwareModel) -> Candidate:
+    """`kernel` planned with `strategy` (raises Unsupported when the planner refuses it)."""
+    return planned_candidate(shell, (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw), hw)
+
+
 def planned_candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Candidate]:
     """Every strategy of the space the planner accepts, not yet verified (a chooser that
     needs one candidate verifies only the ones it considers, in its order)."""
     found = []
     for strategy in strategies(kernel, shell.buffers, hw):
         try:
-            found.append(planned_candidate(shell, (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw), hw))
+            found.append(candidate_with(kernel, shell, strategy, hw))
         except Unsupported:
             continue
     return found

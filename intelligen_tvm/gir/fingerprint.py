@@ -4,8 +4,11 @@ Records of measured candidates are keyed by the fingerprint of their region (see
 cost_model/records.py), so it must change when the region's meaning changes and only
 then: a printer change (`Program.text`, a renderer) leaves it as it was.  The digest walks
 the frozen IR values field by field (type and field names included, so a new field or
-instruction type changes it); the region's tensor names, which depend on the model the
-region came from, are replaced by their roles (in0, in1, ..., out0, ...).
+instruction type changes it); the names that depend on where the region came from are
+replaced: its input and output tensors by their roles (in0, in1, ..., out0, ...), its other
+tensors (b2, b3, ...) and its values (v0, v1, ...) by their order of first use, so the twelve layers of an
+encoder, whose regions differ only in those names, share one fingerprint, one plan and one set
+of records.
 """
 
 from __future__ import annotations
@@ -19,26 +22,57 @@ from .program import Buffer, Kernel, Program
 
 
 
-def structural_digest(obj: object, buffer_names: Mapping[str, str] | None = None) -> str:
+def structural_digest(obj: object, buffer_names: Mapping[str, str] | None = None,
+                      value_names: Mapping[str, str] | None = None) -> str:
     """Hex sha256 of `obj`'s structure.  Where a field names a buffer (a buffer's own name, a
-    slice's or a gather's buffer) a name found in `buffer_names` is replaced by its mapping,
-    so two models' copies of one region agree; other names (values, axes) are the region's own."""
+    slice's or a gather's buffer) a name found in `buffer_names` is replaced by its mapping;
+    any string found in `value_names` is replaced by its mapping (value and tensor names
+    appear in instruction fields, expressions and map keys alike); other names (axes) are kept."""
     h = hashlib.sha256()
-    _feed(h, obj, buffer_names or {})
+    _feed(h, obj, buffer_names or {}, value_names or {})
     return h.hexdigest()
 
 
 def region_fingerprint(kernel: Kernel, shell: Program) -> str:
     """Identity of a rewritten region independent of its tensor and kernel names: records
     of one region measured in one model serve the same region in another."""
-    roles = {name: f"in{i}" for i, name in enumerate(shell.inputs)}
-    roles |= {name: f"out{i}" for i, name in enumerate(shell.outputs)}
+    tensors = {name: f"in{i}" for i, name in enumerate(shell.inputs)}
+    tensors |= {name: f"out{i}" for i, name in enumerate(shell.outputs)}
+    for name in [*_names_used(kernel.instrs, tensors=True), *sorted(kernel.local_buffers)]:
+        tensors.setdefault(name, f"b{len(tensors)}")
+    values: dict[str, str] = {}
+    for name in [*_names_used(kernel.instrs, tensors=False), *sorted(kernel.values)]:
+        values.setdefault(name, f"v{len(values)}")
     buffers = tuple(shell.buffers[name] for name in (*shell.inputs, *shell.outputs))
     body = {f.name: getattr(kernel, f.name) for f in dataclasses.fields(kernel) if f.name != "name"}
-    return structural_digest((buffers, body), roles)[:16]
+    return structural_digest((buffers, body), tensors, values)[:16]
 
 
-def _feed(h, obj: object, names: Mapping[str, str]) -> None:
+# Fields that name a value (instructions, expressions) or a tensor (slices, gathers); axis
+# names, operators and dtypes are meaning and stay.
+_VALUE_FIELDS = frozenset({"dst", "src", "args", "shift", "value"})
+
+
+def _names_used(obj: object, tensors: bool) -> list[str]:
+    """The tensor (else value) names `obj` mentions, in the order of a depth-first walk."""
+    found: list[str] = []
+
+    def walk(node: object, naming: bool) -> None:
+        if isinstance(node, str):
+            if naming:
+                found.append(node)
+        elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+            for f in dataclasses.fields(node):
+                walk(getattr(node, f.name), (f.name == "buffer") if tensors else (f.name in _VALUE_FIELDS))
+        elif isinstance(node, (tuple, list)):
+            for item in node:
+                walk(item, naming)
+
+    walk(obj, False)
+    return found
+
+
+def _feed(h, obj: object, buffers: Mapping[str, str], values: Mapping[str, str]) -> None:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         kind = type(obj)
         h.update(b"D" + kind.__name__.encode())
@@ -46,26 +80,31 @@ def _feed(h, obj: object, names: Mapping[str, str]) -> None:
             value = getattr(obj, f.name)
             h.update(b"." + f.name.encode())
             if isinstance(value, str) and (f.name == "buffer" or (kind is Buffer and f.name == "name")):
-                value = names.get(value, value)   # a slice's or a gather's buffer, a buffer's own name
-            _feed(h, value, names)
+                _feed_str(h, buffers.get(value, value))   # a slice's or a gather's buffer, a buffer's own name
+            else:
+                _feed(h, value, buffers, values)
     elif isinstance(obj, Enum):
         h.update(b"E" + type(obj).__name__.encode() + b":" + str(obj.value).encode())
     elif isinstance(obj, str):
-        h.update(b"S%d:" % len(obj) + obj.encode())
+        _feed_str(h, values.get(obj, obj))
     elif obj is None or isinstance(obj, (bool, int, float)):
         h.update(b"V" + type(obj).__name__.encode() + b":" + repr(obj).encode())
     elif isinstance(obj, (tuple, list)):
         h.update(b"L%d" % len(obj))
         for item in obj:
-            _feed(h, item, names)
+            _feed(h, item, buffers, values)
     elif isinstance(obj, (set, frozenset)):
         h.update(b"F%d" % len(obj))
-        for item in sorted(obj, key=repr):
-            _feed(h, item, names)
+        for item in sorted(obj, key=lambda x: repr(values.get(x, x) if isinstance(x, str) else x)):
+            _feed(h, item, buffers, values)
     elif isinstance(obj, Mapping):
         h.update(b"M%d" % len(obj))
-        for key in sorted(obj, key=repr):
-            _feed(h, key, names)
-            _feed(h, obj[key], names)
+        for key in sorted(obj, key=lambda k: repr(values.get(k, k) if isinstance(k, str) else k)):
+            _feed(h, key, buffers, values)
+            _feed(h, obj[key], buffers, values)
     else:
         raise TypeError(f"no structural digest for {type(obj).__name__}")
+
+
+def _feed_str(h, text: str) -> None:
+    h.update(b"S%d:" % len(text) + text.encode())
