@@ -47,7 +47,7 @@ class LoweredRegion:
     def shell(self) -> Program:
         return replace(self.optimized, kernels=[])
 
-    @property
+    @functools.cached_property   # asked by the report, the kernel memo and tuning
     def fingerprint(self) -> str:
         return region_fingerprint(self.rewritten, self.shell)
 
@@ -98,31 +98,35 @@ def shipped_model(family: str) -> CostModel | None:
     return CostModel.load(path) if path is not None and path.exists() else None
 
 
-# The strategies model_pick chose during one compilation, by (region fingerprint, hardware,
-# model): a model's repeated layers are one region up to names, and ranking it again would
-# pick the same strategy (the features are a function of the structure the fingerprint digests).
-_PICKED: ContextVar[dict | None] = ContextVar("intelligen_picked", default=None)
+# What one compilation already worked out for a region structure (a fingerprint: the region
+# up to names): the strategy model_pick chose, by (fingerprint, hardware, model), and the
+# kernel of a plan, by (fingerprint, strategy, target kind).  A model repeats its regions once
+# per layer; ranking and parsing TVMScript were most of our part of a compile, and one kernel
+# per structure means LLVM/NVCC compile it once too (the BlockBuilder adds an identical
+# PrimFunc once).  Scoped to one compilation, so that every compile pays for its own work.
+_REPEATS: ContextVar[dict | None] = ContextVar("intelligen_repeats", default=None)
 
 
 @contextlib.contextmanager
-def one_pick_per_structure():
-    """Within the block, a region whose fingerprint model_pick has seen gets the strategy it
-    picked then, planned on the region's own kernel, without ranking again."""
-    token = _PICKED.set({})
+def repeats_worked_out_once():
+    """Within the block, a region whose structure was seen before gets the strategy the model
+    picked for it (planned on the region's own kernel) and the kernel (source and PrimFunc)
+    of the first region with that structure and plan, without ranking or parsing again."""
+    token = _REPEATS.set({})
     try:
         yield
     finally:
-        _PICKED.reset(token)
+        _REPEATS.reset(token)
 
 
 def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
-    picked = _PICKED.get()
-    key = (region_fingerprint(kernel, shell), hw, id(model)) if picked is not None else None
-    if key in (picked or {}):
-        return candidate_with(kernel, shell, picked[key], hw)
+    repeats = _REPEATS.get()
+    key = ("pick", region_fingerprint(kernel, shell), hw, id(model)) if repeats is not None else None
+    if key in (repeats or {}):
+        return candidate_with(kernel, shell, repeats[key], hw)
     choice = _ranked_pick(kernel, shell, hw, model)
-    if picked is not None:
-        picked[key] = choice.strategy
+    if repeats is not None:
+        repeats[key] = choice.strategy
     return choice
 
 
@@ -215,7 +219,14 @@ def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
     kind = targets.target_kind(target)
     if not targets.renders_tir(kind):
         return lowered
-    source, prim_func = targets.build_prim_func(lowered.optimized, kind, name)
+    repeats = _REPEATS.get()
+    key = ("kernel", planned.fingerprint, planned.chosen.strategy, kind) if repeats is not None else None
+    kernel = (repeats or {}).get(key)
+    if kernel is None:
+        kernel = targets.build_prim_func(lowered.optimized, kind, name)
+        if repeats is not None:
+            repeats[key] = kernel
+    source, prim_func = kernel
     return replace(lowered, source=source, prim_func=prim_func)
 
 

@@ -36,7 +36,7 @@ from .gir.errors import Unsupported
 from .gir.program import numel
 from .gir.symbolic import is_symbolic
 from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
-from .region import (Chooser, LoweredRegion, default_choice, one_pick_per_structure, plan_region, render_region,
+from .region import (Chooser, LoweredRegion, default_choice, plan_region, render_region, repeats_worked_out_once,
                      shipped_choice)
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
@@ -551,12 +551,12 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
     added to a copy of `mod`; an external codegen builds a call of an annotated function).
     `trial_choose` plans the trial merges of region selection.  `hints` are the sizes a
     symbolic dimension is planned (and its bytes are reported) at, by symbol name.  A region
-    repeated up to names (the layers of a model) is ranked once (`one_pick_per_structure`)."""
+    repeated up to names (the layers of a model) is ranked and parsed once (`repeats_worked_out_once`)."""
     bb = relax.BlockBuilder(mod)
     reports: list[dict] = []
     counter = [0]
     updates: dict = {}
-    with one_pick_per_structure():
+    with repeats_worked_out_once():
         for gvar, func in mod.functions.items():
             if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
                 continue

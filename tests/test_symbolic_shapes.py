@@ -203,15 +203,16 @@ def test_dynamic_cuda_kernel_emulated_at_every_size(name, build, inputs_at, stre
         check_outputs([got], [want], 1e-4, 1e-4 * float(np.abs(want).max()), what=f"{name} at {batch}x{seq}")
 
 
-def _region_calls(mod: tvm.IRModule) -> dict[str, tuple[list, relax.Var]]:
-    """Every intelligen region call_tir of `main`: name -> (argument exprs, bound output var)."""
-    calls = {}
+def _region_calls(mod: tvm.IRModule) -> list[tuple[str, list, relax.Var]]:
+    """Every intelligen region call_tir of `main`: (kernel, argument exprs, bound output var);
+    regions of one structure share a kernel."""
+    calls = []
     for block in mod["main"].body.blocks:
         for b in block.bindings:
             v = b.value
             if isinstance(v, relax.Call) and v.op == tvm.ir.Op.get("relax.call_tir") \
                     and v.args[0].name_hint.startswith("intelligen_region"):
-                calls[v.args[0].name_hint] = (list(v.args[1].fields), b.var)
+                calls.append((v.args[0].name_hint, list(v.args[1].fields), b.var))
     return calls
 
 
@@ -243,8 +244,9 @@ def test_dynamic_bert_layer_cuda_regions_emulated_at_every_size():
         prepared = prepare(mod)
         calls = _region_calls(apply_regions(prepared, target)[0])
     build = compile_cuda(mod)
-    assert sorted(calls) == sorted(h for h in build.hosts if h.startswith("intelligen_region")) and len(calls) >= 8
-    values = [a for args, _ in calls.values() for a in args if isinstance(a, relax.Var)] + [o for _, o in calls.values()]
+    kernels = {name for name, _, _ in calls}
+    assert kernels == {h for h in build.hosts if h.startswith("intelligen_region")} and len(calls) >= 8
+    values = [a for _, args, _ in calls for a in args if isinstance(a, relax.Var)] + [o for _, _, o in calls]
     probe = testing.build(_also_returning(prepared, values), LLVM, "default")
     rng = np.random.default_rng(0)
     for batch, seq in SIZES:
@@ -253,7 +255,7 @@ def test_dynamic_bert_layer_cuda_regions_emulated_at_every_size():
         layer, *arrays = testing.run(probe, tvm.target.Target(LLVM), [x, mask])
         testing.assert_close([layer], testing.reference_outputs(model, [x, mask]), 1e-4, 1e-4, what="llvm layer")
         by_var = {v.__hash__(): a for v, a in zip(values, arrays)}
-        for name, (args, out) in calls.items():
+        for name, args, out in calls:
             inputs = [by_var[a.__hash__()] if isinstance(a, relax.Var) else a.value.numpy() for a in args]
             (got,) = emulate(build, name).run(inputs)
             want = by_var[out.__hash__()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import tvm
 from tvm.script import tirx as T
@@ -66,19 +65,7 @@ def parse_source(source: str) -> tvm.tirx.PrimFunc:
     return tvm.script.from_source(source, extra_vars=_PARSE_VARS)
 
 
-# The symbol a source is parsed under before each copy of it gets its own.
-_PLACEHOLDER_SYMBOL = "intelligen_kernel"
-
-
-@lru_cache(maxsize=512)
-def _parse_cached(source: str) -> tvm.tirx.PrimFunc:
-    return parse_source(source)
-
-
 def build_prim_func(program: Program, target_kind: str, func_name: str) -> tuple[str, tvm.tirx.PrimFunc]:
-    """The region's TVMScript source and its PrimFunc.  Parsing TVMScript is the dearest
-    step of our part of a compile and a model repeats its regions (once per layer), so the
-    parse is cached by the source rendered under a placeholder symbol (PrimFuncs are
-    immutable) and each copy only gets its own symbol."""
-    func = _parse_cached(render_source(program, target_kind, _PLACEHOLDER_SYMBOL))
-    return render_source(program, target_kind, func_name), func.with_attr("global_symbol", func_name)
+    """The region's TVMScript source and its PrimFunc."""
+    source = render_source(program, target_kind, func_name)
+    return source, parse_source(source)
