@@ -119,15 +119,22 @@ def repeats_worked_out_once():
         _REPEATS.reset(token)
 
 
-def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
+def _worked_out_once(key: Callable[[], tuple], work: Callable[[], object]):
+    """`work()`, or inside `repeats_worked_out_once` what it gave the first time for the same
+    key (the key is computed only there: a fingerprint costs milliseconds)."""
     repeats = _REPEATS.get()
-    key = ("pick", region_fingerprint(kernel, shell), hw, id(model)) if repeats is not None else None
-    if key in (repeats or {}):
-        return candidate_with(kernel, shell, repeats[key], hw)
-    choice = _ranked_pick(kernel, shell, hw, model)
-    if repeats is not None:
-        repeats[key] = choice.strategy
-    return choice
+    if repeats is None:
+        return work()
+    k = key()
+    if k not in repeats:
+        repeats[k] = work()
+    return repeats[k]
+
+
+def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
+    strategy = _worked_out_once(lambda: ("pick", region_fingerprint(kernel, shell), hw, id(model)),
+                                lambda: _ranked_pick(kernel, shell, hw, model).strategy)
+    return candidate_with(kernel, shell, strategy, hw)
 
 
 def _ranked_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
@@ -219,14 +226,8 @@ def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
     kind = targets.target_kind(target)
     if not targets.renders_tir(kind):
         return lowered
-    repeats = _REPEATS.get()
-    key = ("kernel", planned.fingerprint, planned.chosen.strategy, kind) if repeats is not None else None
-    kernel = (repeats or {}).get(key)
-    if kernel is None:
-        kernel = targets.build_prim_func(lowered.optimized, kind, name)
-        if repeats is not None:
-            repeats[key] = kernel
-    source, prim_func = kernel
+    source, prim_func = _worked_out_once(lambda: ("kernel", planned.fingerprint, planned.chosen.strategy, kind),
+                                         lambda: targets.build_prim_func(lowered.optimized, kind, name))
     return replace(lowered, source=source, prim_func=prim_func)
 
 

@@ -412,8 +412,9 @@ def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Ke
     planned = replace(kernel, instrs=instrs, strategy=strategy, sweeps=None)
     if kernel.row:   # a streamed row's DRAM bytes count every sweep, as a GPU plan's do
         planned = replace(planned, sweeps=_placed_sweeps(planned))
-    if held_bytes(planned) > hw.held_budget:
-        raise Unsupported(f"held row needs {held_bytes(planned)} bytes, more than half of L2")
+    held = held_bytes(planned)
+    if held > hw.held_budget:
+        raise Unsupported(f"held row needs {held} bytes, more than half of L2")
     return planned
 
 

@@ -38,10 +38,11 @@ def region_fingerprint(kernel: Kernel, shell: Program) -> str:
     of one region measured in one model serve the same region in another."""
     tensors = {name: f"in{i}" for i, name in enumerate(shell.inputs)}
     tensors |= {name: f"out{i}" for i, name in enumerate(shell.outputs)}
-    for name in [*_names_used(kernel.instrs, tensors=True), *sorted(kernel.local_buffers)]:
+    used_tensors, used_values = _names_used(kernel.instrs)
+    for name in [*used_tensors, *sorted(kernel.local_buffers)]:
         tensors.setdefault(name, f"b{len(tensors)}")
     values: dict[str, str] = {}
-    for name in [*_names_used(kernel.instrs, tensors=False), *sorted(kernel.values)]:
+    for name in [*used_values, *sorted(kernel.values)]:
         values.setdefault(name, f"v{len(values)}")
     buffers = tuple(shell.buffers[name] for name in (*shell.inputs, *shell.outputs))
     body = {f.name: getattr(kernel, f.name) for f in dataclasses.fields(kernel) if f.name != "name"}
@@ -53,23 +54,24 @@ def region_fingerprint(kernel: Kernel, shell: Program) -> str:
 _VALUE_FIELDS = frozenset({"dst", "src", "args", "shift", "value"})
 
 
-def _names_used(obj: object, tensors: bool) -> list[str]:
-    """The tensor (else value) names `obj` mentions, in the order of a depth-first walk."""
-    found: list[str] = []
+def _names_used(obj: object) -> tuple[list[str], list[str]]:
+    """The tensor names and the value names `obj` mentions, each in the order of one
+    depth-first walk."""
+    found: dict[str | None, list[str]] = {"tensor": [], "value": [], None: []}
 
-    def walk(node: object, naming: bool) -> None:
+    def walk(node: object, naming: str | None) -> None:
         if isinstance(node, str):
-            if naming:
-                found.append(node)
+            found[naming].append(node)
         elif dataclasses.is_dataclass(node) and not isinstance(node, type):
             for f in dataclasses.fields(node):
-                walk(getattr(node, f.name), (f.name == "buffer") if tensors else (f.name in _VALUE_FIELDS))
+                role = "tensor" if f.name == "buffer" else "value" if f.name in _VALUE_FIELDS else None
+                walk(getattr(node, f.name), role)
         elif isinstance(node, (tuple, list)):
             for item in node:
                 walk(item, naming)
 
-    walk(obj, False)
-    return found
+    walk(obj, None)
+    return found["tensor"], found["value"]
 
 
 def _feed(h, obj: object, buffers: Mapping[str, str], values: Mapping[str, str]) -> None:

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 
 from ..dataflow_graph.cpu_plan import CpuStrategy
 from ..gir import expr as E
-from ..gir.program import Compute, Identity, Instr, Kernel, Level, Load, Program, Reduce, Store, Sweeps, Sync, dtype_bytes, numel
+from ..gir.program import Compute, Identity, Instr, Kernel, Load, Program, Reduce, Store, Sweeps, Sync, dtype_bytes, numel
 from ..gir.symbolic import is_symbolic
 from . import cpu_math
 from .geometry import coords
-from .render import ExprPrinter, combine_text, const_text, index_text, prim_func_header, safe_name, shape_text, slice_text
+from .render import ExprPrinter, combine_text, const_text, prim_func_header, slice_text
 
 call_text = ExprPrinter.call   # (op, dtype, argument texts) -> TIR text
 CACHE_LINE_BYTES = 64          # x86-64 and the common Arm cores
