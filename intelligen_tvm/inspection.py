@@ -60,13 +60,17 @@ def region_details(mod: tvm.IRModule, target, choose: Chooser = default_choice) 
     """`explain(mod, target)` and, per region, its planned GIR program under the region's name."""
     recorder = _Recorder(choose)
     report = explain(mod, target, choose=recorder)
-    pending = iter(recorder.seen)   # a region that failed after planning was recorded, not reported
+    # a region repeated up to names is planned once (its first copy); one that failed after
+    # planning was recorded but not reported
+    planned = {}
+    for seen in recorder.seen:
+        planned.setdefault(seen[0], seen)
     details = []
     for region in report["regions"]:
         if region["handled_by"] != "intelligen":
             details.append(RegionDetail(region))
             continue
-        _, kernel, shell, chosen = next(s for s in pending if s[0] == region["fingerprint"])
+        _, kernel, shell, chosen = planned[region["fingerprint"]]
         program = chosen.program.renamed(region["name"])
         details.append(RegionDetail(region, program, kernel.renamed(shell.name, region["name"])))
     return report, details

@@ -97,8 +97,9 @@ def emit_function(func: relax.Function, choose: Chooser = choose_mlu) -> Emitted
     gvars = {b.value.args[0].name_hint: b.value.args[0] for b in main.body.blocks[0].bindings}
     mod = tvm.IRModule({**{gvars[n]: kernels[n] for n in gvars}, tvm.ir.GlobalVar("main"): main})
     selector = RegionSelector.for_block(mod, main, 0, TARGET_KIND, trial_mlu)
-    lowered = selector.try_lower([selector.sites[i] for i in sorted(selector.sites)], symbol, choose)
-    order = [selector.names.expr(n).__hash__() for n in lowered.stage_program.inputs]
+    calls = [selector.sites[i] for i in sorted(selector.sites)]
+    lowered = selector.try_lower(calls, symbol, choose)
+    order = [a.__hash__() for a in selector.region_io(calls)[0]]
     if order != [p.__hash__() for p in func.params]:
         raise ValueError(f"{symbol}: kernel inputs are not in parameter order")
     return emit(lowered.optimized, symbol)

@@ -65,8 +65,11 @@ class LoweredRegion:
         if name == self.optimized.name:
             return self
         old = self.optimized.name
-        return replace(self, naive=self.naive.renamed(name), optimized=self.optimized.renamed(name),
-                       rewritten=self.rewritten.renamed(old, name), chosen=self.chosen.renamed(old, name))
+        renamed = replace(self, naive=self.naive.renamed(name), optimized=self.optimized.renamed(name),
+                          rewritten=self.rewritten.renamed(old, name), chosen=self.chosen.renamed(old, name))
+        if "fingerprint" in self.__dict__:   # names are not part of it
+            renamed.__dict__["fingerprint"] = self.fingerprint
+        return renamed
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
@@ -222,11 +225,12 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
 def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
     """The planned region under `name`, with its TIR source and PrimFunc when the target is
     rendered as TIR (an external codegen emits its own source later)."""
-    lowered = planned.renamed(name)
     kind = targets.target_kind(target)
     if not targets.renders_tir(kind):
-        return lowered
-    source, prim_func = _worked_out_once(lambda: ("kernel", planned.fingerprint, planned.chosen.strategy, kind),
+        return planned.renamed(name)
+    key = ("kernel", planned.fingerprint, planned.chosen.strategy, kind)   # before renaming: carried over
+    lowered = planned.renamed(name)
+    source, prim_func = _worked_out_once(lambda: key,
                                          lambda: targets.build_prim_func(lowered.optimized, kind, name))
     return replace(lowered, source=source, prim_func=prim_func)
 

@@ -31,6 +31,7 @@ import tvm
 from tvm import relax
 
 from . import targets
+from .host_constants import fold_constants_on_host
 from .gir import expr as E
 from .gir.errors import Unsupported
 from .gir.program import numel
@@ -217,7 +218,8 @@ class RegionSelector:
     """Groups the call_tir bindings of one dataflow block into regions."""
 
     def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target,
-                 trial_choose: Chooser = default_choice, hints: Mapping[str, int] | None = None):
+                 trial_choose: Chooser = default_choice, hints: Mapping[str, int] | None = None,
+                 plans: dict | None = None):
         self.bindings = bindings
         self.mod = mod
         self.target = targets.as_target(target)
@@ -232,7 +234,9 @@ class RegionSelector:
                 if used in self.var_index:
                     self.users.setdefault(self.var_index[used], set()).add(i)
         self.outside_uses = outside_uses   # hashes of vars used after the block
-        self._plans: dict[tuple, LoweredRegion | Unsupported | LoweringBug] = {}
+        # plans by (call-set structure, chooser): shared by the selectors of one compilation
+        self._plans: dict[tuple, LoweredRegion | Unsupported | LoweringBug] = {} if plans is None else plans
+        self._type_keys: dict[int, tuple] = {}
 
     @classmethod
     def for_block(cls, mod: tvm.IRModule, func: relax.Function, block_index: int, target,
@@ -242,33 +246,68 @@ class RegionSelector:
         block = func.body.blocks[block_index]
         return cls(list(block.bindings), mod, _outside_uses(func, block_index), target, trial_choose)
 
+    def _used_outside(self, call: CallSite, members: set[int]) -> bool:
+        return any(u not in members for u in self.users.get(call.index, ())) \
+            or call.var.__hash__() in self.outside_uses
+
+    def region_io(self, calls: list[CallSite]) -> tuple[list, list]:
+        """The call set's inputs (what it reads and does not produce, in order of first use)
+        and outputs (results used after it, in call order): the kernel's parameters."""
+        produced = {c.var.__hash__() for c in calls}
+        members = {c.index for c in calls}
+        inputs, seen = [], set()
+        for c in calls:
+            for a in c.args:
+                if a.__hash__() not in produced and a.__hash__() not in seen:
+                    seen.add(a.__hash__())
+                    inputs.append(a)
+        return inputs, [c.var for c in calls if self._used_outside(c, members)]
+
+    def _type_key(self, expr) -> tuple:
+        key = self._type_keys.get(expr.__hash__())
+        if key is None:
+            ty = expr.ty
+            if isinstance(ty, relax.TensorType) and ty.shape is not None:
+                dims = tuple(int(d) if isinstance(d, tvm.tirx.IntImm) else str(d) for d in ty.shape.values)
+                key = (str(ty.dtype), dims)
+            else:
+                key = (str(ty),)
+            self._type_keys[expr.__hash__()] = key
+        return key
+
+    def structure(self, calls: list[CallSite]) -> tuple:
+        """The call set up to the names of its tensors: each call's PrimFunc, where each
+        argument comes from (a call of the set, or the n-th input), every tensor type, and
+        which results are used after the set.  The layers of a model repeat their call sets;
+        two call sets of one structure have one plan, up to tensor names."""
+        position = {c.var.__hash__(): n for n, c in enumerate(calls)}
+        inputs: dict[int, int] = {}
+        members = {c.index for c in calls}
+        key = []
+        for c in calls:
+            args = tuple(("call", position[a.__hash__()]) if a.__hash__() in position
+                         else ("input", inputs.setdefault(a.__hash__(), len(inputs)), self._type_key(a))
+                         for a in c.args)
+            key.append((c.func_name, args, self._type_key(c.var), self._used_outside(c, members)))
+        return tuple(key)
+
     def _stages(self, calls: list[CallSite]) -> StageProgram:
         _check_symbols_unique([e for c in calls for e in (*c.args, c.var)])
         parts = []
-        produced = {c.var.__hash__() for c in calls}
         for n, c in enumerate(calls):
             if not isinstance(c.var.ty, relax.TensorType):
                 raise Unsupported("call with a tuple result")
             names = [self.names(a) for a in c.args] + [self.names(c.var)]
             parts.append(read_prim_func(c.prim_func, names, f"c{n}_", self.hints))
-        members = {c.index for c in calls}
-        inputs, outputs = [], []
-        for c in calls:
-            for a in c.args:
-                if a.__hash__() not in produced and self.names(a) not in inputs:
-                    inputs.append(self.names(a))
-            used_outside = any(u not in members for u in self.users.get(c.index, ())) \
-                or c.var.__hash__() in self.outside_uses
-            if used_outside:
-                outputs.append(self.names(c.var))
-        return concat_programs(parts, inputs, outputs)
+        inputs, outputs = self.region_io(calls)
+        return concat_programs(parts, [self.names(a) for a in inputs], [self.names(v) for v in outputs])
 
     def plan(self, calls: list[CallSite], choose: Chooser | None = None) -> LoweredRegion:
         """The call set planned as one region, nothing rendered; raises `Unsupported` (by
-        design) or `LoweringBug` (ours).  A call set's stages (and so its plan) never change
-        within a block, so trial merges and the final lowering share one plan per call set
-        and chooser."""
-        key = (tuple(c.index for c in calls), choose or self.trial_choose)
+        design) or `LoweringBug` (ours).  Trial merges and the final lowering share one plan
+        per call-set structure and chooser: the plan of the first call set of a structure,
+        whose tensor names are its own (`region_io` gives any call set's parameters)."""
+        key = (self.structure(calls), choose or self.trial_choose)
         if key not in self._plans:
             try:
                 self._plans[key] = self._plan(calls, key[1])
@@ -413,9 +452,10 @@ def call_prim_func(bb: relax.BlockBuilder, name: str, region: Region, args: list
 
 def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: set[int], target,
                    counter: list[int], reports: list[dict], choose: Chooser,
-                   make_call: RegionCall, trial_choose: Chooser, hints: Mapping[str, int]) -> relax.DataflowBlock:
+                   make_call: RegionCall, trial_choose: Chooser, hints: Mapping[str, int],
+                   plans: dict) -> relax.DataflowBlock:
     bindings = list(block.bindings)
-    selector = RegionSelector(bindings, bb.get(), outside, target, trial_choose, hints)
+    selector = RegionSelector(bindings, bb.get(), outside, target, trial_choose, hints, plans)
     regions = selector.select()
     replace_at: dict[int, list] = {}
     drop: set[int] = set()
@@ -428,9 +468,7 @@ def _rewrite_block(block: relax.DataflowBlock, bb: relax.BlockBuilder, outside: 
         warn_internal_errors(name, region.ops, region.internal_errors, region.lowered is None)
         if region.lowered is None:
             continue
-        stages = region.lowered.stage_program
-        out_vars = [selector.names.expr(o) for o in stages.outputs]
-        args = [selector.names.expr(n) for n in stages.inputs]
+        args, out_vars = selector.region_io(region.calls)
         call = make_call(bb, name, region, args, out_vars)
         last = region.calls[-1].index
         drop |= {c.index for c in region.calls}
@@ -556,6 +594,7 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
     reports: list[dict] = []
     counter = [0]
     updates: dict = {}
+    plans: dict = {}   # one plan per call-set structure, for every block
     with repeats_worked_out_once():
         for gvar, func in mod.functions.items():
             if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
@@ -564,7 +603,7 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
             for k, blk in enumerate(func.body.blocks):
                 if isinstance(blk, relax.DataflowBlock):
                     blk = _rewrite_block(blk, bb, _outside_uses(func, k), target, counter, reports, choose,
-                                         make_call, trial_choose, hints or {})
+                                         make_call, trial_choose, hints or {}, plans)
                 blocks.append(blk)
             new_body = relax.SeqExpr(blocks, func.body.body)
             updates[gvar] = relax.Function(func.params, new_body, func.ret_ty, func.is_pure, func.attrs)
@@ -575,8 +614,15 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
 
 
 def _preparation_passes() -> list:
-    """What runs before region selection, in the pipeline and in explain() alike."""
-    return [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan(),
+    """What runs before region selection, in the pipeline and in explain() alike.
+
+    A weight transpose feeding a matmul (every PyTorch Linear) becomes a matmul that reads the
+    weight as stored (FuseTransposeMatmul; dead code elimination drops the pattern functions
+    it leaves behind): no transpose at run time, and no transposed copy of the weights to
+    fold.  The rest of what is constant is evaluated on the host; FoldConstant, which builds
+    each call it folds, catches what the host table does not cover."""
+    return [relax.transform.FuseTransposeMatmul(), relax.transform.DeadCodeElimination(),
+            fold_constants_on_host, relax.backend.DispatchSampling(), relax.backend.DispatchSortScan(),
             relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant()]
 
