@@ -80,7 +80,7 @@ def measure_inputs(region: RegionToTune, candidates: list[Candidate], target: tv
     inputs = []
     for i, cand in enumerate(candidates):
         name = f"{region.name}_c{i}"
-        func = targets.parse_source(targets.render_source(cand.program.renamed(name), target.kind.name, name))
+        func = targets.source_prim_func(targets.render_source(cand.program.renamed(name), target.kind.name, name))
         inputs.append(MeasureInput(name, func, specs))
     return inputs
 

@@ -54,9 +54,9 @@ def test_sampled_candidates_match_reference(name: str) -> None:
     (out,) = sp.outputs
     for k, candidate in enumerate(sample):
         planned = candidate.program.renamed(f"cand{k}")
-        func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
+        func = targets.source_prim_func(targets.render_source(planned, "llvm", f"cand{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in sp.inputs])
         np.testing.assert_allclose(actual, expected[out], rtol=1e-3, atol=1e-3,
                                    err_msg=f"{name}: {candidate.strategy}")
-        cuda = targets.parse_source(targets.render_source(planned, "cuda", f"cand{k}"))
+        cuda = targets.source_prim_func(targets.render_source(planned, "cuda", f"cand{k}"))
         tvm.compile(tvm.IRModule({f"cand{k}": cuda}), target=CUDA)   # TVM's CUDA codegen accepts it

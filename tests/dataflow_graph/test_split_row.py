@@ -143,6 +143,6 @@ def test_sampled_split_candidates_match_numpy_on_the_cpu_lowering() -> None:
     sample = split[:: max(1, len(split) // 6)]
     assert len({(c.strategy.splits, c.strategy.threads_per_row) for c in sample}) >= 3
     for k, cand in enumerate(sample):
-        func = targets.parse_source(targets.render_source(cand.program, "llvm", f"c{k}"))
+        func = targets.source_prim_func(targets.render_source(cand.program, "llvm", f"c{k}"))
         (got,) = run_prim_func(func, [x])
         np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=str(cand.strategy))

@@ -89,7 +89,7 @@ def test_sampled_cpu_candidates_match_reference(name: str) -> None:
     (out,) = sp.outputs
     for k, candidate in enumerate(sample):
         planned = candidate.program.renamed(f"cand{k}")
-        func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
+        func = targets.source_prim_func(targets.render_source(planned, "llvm", f"cand{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in sp.inputs], target=HOST)
         np.testing.assert_allclose(actual, expected[out], rtol=1e-4, atol=1e-5, err_msg=f"{name}: {candidate.strategy}")
 
@@ -109,7 +109,7 @@ def test_elementwise_rows_over_fused_axes_are_contiguous_and_right(bias_shape) -
     assert {c.strategy.row_axes for c in candidates} == {default_plan(kernel, sp.buffers, HW).strategy.row_axes}
     for k, cand in enumerate(candidates[:: max(1, len(candidates) // 6)]):
         planned = cand.program.renamed(f"cand{k}")
-        func = targets.parse_source(targets.render_source(planned, "llvm", f"cand{k}"))
+        func = targets.source_prim_func(targets.render_source(planned, "llvm", f"cand{k}"))
         (got,) = run_prim_func(func, [x, b], target=HOST)
         np.testing.assert_array_equal(got, x + b, err_msg=str(cand.strategy))
     assert "gather" not in _asm(lambda x, b: op.add(x, b), [x_shape, bias_shape], AVX512)
@@ -149,7 +149,7 @@ def test_softmax_keeps_exp_in_its_output_row_and_prefetches_the_next_row() -> No
     (x_name,) = sp.inputs   # the last sweep prefetches the next row's input, one line per vector
     assert text.count("llvm.prefetch") == 1 and f"T.address_of(b_{x_name}[T.min(" in text
     x = (3 * np.random.default_rng(0).standard_normal((64, 1000)) + 2).astype("float32")
-    (got,) = run_prim_func(targets.parse_source(text), [x], target=HOST)
+    (got,) = run_prim_func(targets.source_prim_func(text), [x], target=HOST)
     e = np.exp(x - x.max(axis=1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
 
@@ -192,7 +192,7 @@ def test_row_tails_are_whole_vectors_then_fewer_scalars_than_a_vector(fn, shapes
         text = targets.render_source(cand.program.renamed(f"c{k}"), "llvm", f"c{k}")
         tails = [int(line.split("T.serial(")[1].rstrip("):")) for line in text.splitlines() if "for e in T.serial(" in line]
         assert tails == [s.row_size % s.vector] * len(tails) and (tails or s.row_size % s.vector == 0), s
-        funcs[f"c{k}"] = targets.parse_source(text).with_attr("global_symbol", f"c{k}")
+        funcs[f"c{k}"] = targets.source_prim_func(text).with_attr("global_symbol", f"c{k}")
     lib = tvm.compile(tvm.IRModule(funcs), target=HOST)
     for name in funcs:
         out = tvm.runtime.tensor(np.zeros(want.shape, "float32"))

@@ -67,7 +67,7 @@ def test_every_candidate_of_an_empty_reduction_matches_reference(op: str, shape,
     funcs = {}
     for k, cand in enumerate(candidates):
         planned = cand.program.renamed(f"c{k}")
-        funcs[f"c{k}"] = targets.parse_source(targets.render_source(planned, "llvm", f"c{k}")).with_attr(
+        funcs[f"c{k}"] = targets.source_prim_func(targets.render_source(planned, "llvm", f"c{k}")).with_attr(
             "global_symbol", f"c{k}")
     lib = tvm.compile(tvm.IRModule(funcs), target=HOST)
     for n in (0, 1, 37):   # empty; shorter than a vector; whole steps and a scalar tail

@@ -10,7 +10,7 @@ import tvm
 from tvm import relax
 
 from intelligen_tvm.region import lower_region
-from intelligen_tvm.targets import parse_source, render_source
+from intelligen_tvm.targets import render_source, source_prim_func
 from intelligen_tvm.targets.presets import AMD_GFX90A, NVIDIA_SM90
 from tests.helpers import LLVM, chain_stages, relax_module, run_prim_func
 
@@ -136,7 +136,7 @@ def test_thread_emulation_is_parallel_over_groups_and_phases_over_threads() -> N
     # a group-scope reduction needs barriers: more than one phase per reduction
     assert src.count("for u, l in T.grid(") > 2
     # the source is self-contained TVMScript: parsing it again gives an equal function
-    again = parse_source(render_source(lowered.optimized, "llvm", "region0"))
+    again = source_prim_func(render_source(lowered.optimized, "llvm", "region0"))
     tvm.ir.assert_structural_equal(again, lowered.prim_func)
 
 

@@ -201,6 +201,6 @@ def test_sampled_gfx90a_candidates_match_reference(name: str) -> None:
     (out,) = program.outputs
     for k, cand in enumerate(found[:: max(1, len(found) // 8)]):
         planned = cand.program.renamed(f"c{k}")
-        func = targets.parse_source(targets.render_source(planned, "llvm", f"c{k}"))
+        func = targets.source_prim_func(targets.render_source(planned, "llvm", f"c{k}"))
         (actual,) = run_prim_func(func, [feed[n] for n in program.inputs])
         np.testing.assert_allclose(actual, expected[out], rtol=1e-4, atol=1e-5, err_msg=str(cand.strategy))
