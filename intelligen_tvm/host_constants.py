@@ -126,7 +126,7 @@ def _evaluated(binding, known: dict) -> np.ndarray | None:
     shape = tuple(int(v) if isinstance(v, tvm.tirx.IntImm) else None for v in expected.shape)
     if shape != result.shape or str(expected.dtype) != str(result.dtype):
         return None
-    return np.ascontiguousarray(result)
+    return result if result.flags.c_contiguous else result.copy(order="C")   # (ascontiguousarray makes 0-d 1-d)
 
 
 def _fold_block(block, known: dict):

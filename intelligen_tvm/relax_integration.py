@@ -31,12 +31,12 @@ import tvm
 from tvm import relax
 
 from . import targets
-from .host_constants import fold_constants_on_host
 from .gir import expr as E
 from .gir.errors import Unsupported
 from .gir.program import numel
 from .gir.symbolic import is_symbolic
 from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
+from .host_constants import fold_constants_on_host
 from .region import (Chooser, LoweredRegion, default_choice, plan_region, render_region, repeats_worked_out_once,
                      shipped_choice)
 

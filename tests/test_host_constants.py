@@ -35,6 +35,7 @@ CASES = {
     "rotary": lambda: R.cos(R.multiply(R.divide(relax.const(1.0, "float32"),
                                                 R.power(relax.const(10000.0, "float32"), V)), W)),
     "sin_add": lambda: R.sin(R.add(W, V)),
+    "scalar": lambda: R.less(R.add(relax.const(-6, "int64"), relax.const(7, "int64")), relax.const(0, "int64")),
     "logic": lambda: R.logical_or(R.logical_and(R.greater(W, V), R.less(W, V)), R.not_equal(I, I)),
 }
 

@@ -3,10 +3,11 @@
 The parser turns every expression into a doc tree and evaluates it with its own `compile`
 and `eval` (60-300 ms for one of our kernels: most of a single-op compilation).  Our
 renderers write a small subset of TVMScript, so we translate the Python AST of the source
-once into a Python function making the IR builder calls the parser would make: each
-operator goes through the parser's own operator dispatch (`_eval_op`), each statement as the
-parser's visitor does it (loops and buffers named, `if` as If/Then/Else frames, expression
-statements evaluated).  A construct outside that subset raises `Untranslatable`, and the
+once into a Python function making the IR builder calls the parser would make: arithmetic
+is Python's operators (as in the parser), comparisons and boolean operators go through the
+parser's own operator dispatch (`_eval_op`), each statement is built as the parser's visitor
+builds it (loops and buffers named, `if` as If/Then/Else frames, expression statements
+evaluated).  A construct outside that subset raises `Untranslatable`, and the
 caller parses the source instead.  The result is checked against the parser's in the tests
 (printed TVMScript identical) for every suite kernel and sampled candidates of every family.
 """
@@ -30,13 +31,13 @@ class Untranslatable(Exception):
     """The source uses a construct the translation does not cover (the parser does)."""
 
 
-_BINARY = {ast.Add: doc.Add, ast.Sub: doc.Sub, ast.Mult: doc.Mult, ast.Div: doc.Div,
-           ast.FloorDiv: doc.FloorDiv, ast.Mod: doc.Mod, ast.Pow: doc.Pow, ast.LShift: doc.LShift,
-           ast.RShift: doc.RShift, ast.BitOr: doc.BitOr, ast.BitXor: doc.BitXor, ast.BitAnd: doc.BitAnd}
+# Python's operators on TIR expressions are the parser's too (its default for these)
+_ARITHMETIC = frozenset({ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift,
+                         ast.RShift, ast.BitOr, ast.BitXor, ast.BitAnd, ast.USub, ast.UAdd, ast.Invert})
+# the operators the parser dispatches itself
 _COMPARE = {ast.Eq: doc.Eq, ast.NotEq: doc.NotEq, ast.Lt: doc.Lt, ast.LtE: doc.LtE, ast.Gt: doc.Gt, ast.GtE: doc.GtE}
-_UNARY = {ast.USub: doc.USub, ast.UAdd: doc.UAdd, ast.Invert: doc.Invert, ast.Not: doc.Not}
-_BOOL = {ast.And: doc.And, ast.Or: doc.Or}
-_OPS = {cls: cls() for cls in (*_BINARY.values(), *_COMPARE.values(), *_UNARY.values(), *_BOOL.values())}
+_BOOL = {ast.And: doc.And, ast.Or: doc.Or, ast.Not: doc.Not}
+_OPS = {cls: cls() for cls in (*_COMPARE.values(), *_BOOL.values())}
 
 
 def _op(op_cls: type, *values):
@@ -62,7 +63,7 @@ def _bind(name: str, value):
     raise Untranslatable(f"assignment of {type(value).__name__} to {name}")
 
 
-def _loop(frame, name: str):
+def _loop(frame):
     if not isinstance(frame, B.frame.ForFrame):
         raise Untranslatable(f"loop over {type(frame).__name__}")
     return frame
@@ -98,6 +99,12 @@ def _param(name: str, annotation):
     if callable(annotation) and not isinstance(annotation, tvm.ir.Expr):
         annotation = annotation()
     return B.arg(name, annotation)
+
+
+def _at(node: ast.AST) -> ast.AST:
+    """A node we make, at the first line (locations only place tracebacks)."""
+    node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = 1, 0, 1, 0
+    return node
 
 
 def _name(name: str, store: bool = False) -> ast.Name:
@@ -138,12 +145,6 @@ def _doc_op(table: dict, op: ast.AST) -> ast.expr:
     return _at(ast.Attribute(value=_name("doc"), attr=cls.__name__, ctx=ast.Load()))
 
 
-def _at(node: ast.AST) -> ast.AST:
-    """A node we make, at the first line (locations only place tracebacks)."""
-    node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = 1, 0, 1, 0
-    return node
-
-
 def _expression(node: ast.expr) -> ast.expr:
     """`node` with comparisons and boolean operators through the parser's operator dispatch
     (it builds the comparison node itself, where Python's operators on TIR expressions go
@@ -159,7 +160,7 @@ def _expression(node: ast.expr) -> ast.expr:
             k.value = _expression(k.value)
         return node
     if kind is ast.BinOp:
-        if type(node.op) not in _BINARY:
+        if type(node.op) not in _ARITHMETIC:
             raise Untranslatable(f"operator {type(node.op).__name__}")
         node.left, node.right = _expression(node.left), _expression(node.right)
         return node
@@ -177,10 +178,10 @@ def _expression(node: ast.expr) -> ast.expr:
         node.values = [_expression(v) for v in node.values]
         return node
     if kind is ast.UnaryOp:
-        if type(node.op) not in _UNARY:
-            raise Untranslatable(f"operator {type(node.op).__name__}")
         if isinstance(node.op, ast.Not):
-            return _call("_op", _doc_op(_UNARY, node.op), _expression(node.operand))
+            return _call("_op", _doc_op(_BOOL, node.op), _expression(node.operand))
+        if type(node.op) not in _ARITHMETIC:
+            raise Untranslatable(f"operator {type(node.op).__name__}")
         node.operand = _expression(node.operand)
         return node
     if kind is ast.BoolOp:
@@ -216,7 +217,7 @@ class _Statements:
             name = node.target.id
             if name in self.loops or name in self.names:   # the parser's scopes would restore it after
                 raise Untranslatable(f"{name} shadows an enclosing name")
-            frame = _call("_loop", _expression(node.iter), _const(name))
+            frame = _call("_loop", _expression(node.iter))
             bind = _assign(name, _call("_loop_var", _name(name), _const(name)))
             self.loops.append(name)
             body = self.body(node.body)
