@@ -65,11 +65,16 @@ class LoweredRegion:
         if name == self.optimized.name:
             return self
         old = self.optimized.name
-        renamed = replace(self, naive=self.naive.renamed(name), optimized=self.optimized.renamed(name),
-                          rewritten=self.rewritten.renamed(old, name), chosen=self.chosen.renamed(old, name))
-        if "fingerprint" in self.__dict__:   # names are not part of it
-            renamed.__dict__["fingerprint"] = self.fingerprint
-        return renamed
+        return self.replaced(naive=self.naive.renamed(name), optimized=self.optimized.renamed(name),
+                             rewritten=self.rewritten.renamed(old, name), chosen=self.chosen.renamed(old, name))
+
+    def replaced(self, **changes) -> LoweredRegion:
+        """`dataclasses.replace` keeping the fingerprint once computed (names, sources and
+        PrimFuncs are not part of it; the structure the changes keep is)."""
+        changed = replace(self, **changes)
+        if "fingerprint" in self.__dict__:
+            changed.__dict__["fingerprint"] = self.fingerprint
+        return changed
 
 
 def ideal_dram_bytes(kernel: Kernel, program: Program) -> int:
@@ -232,7 +237,7 @@ def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
     lowered = planned.renamed(name)
     source, prim_func = _worked_out_once(lambda: key,
                                          lambda: targets.build_prim_func(lowered.optimized, kind, name))
-    return replace(lowered, source=source, prim_func=prim_func)
+    return lowered.replaced(source=source, prim_func=prim_func)
 
 
 def lower_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,

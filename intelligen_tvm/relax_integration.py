@@ -229,8 +229,9 @@ class RegionSelector:
         self.sites = {i: s for i, b in enumerate(bindings) if (s := _call_site(i, b, mod)) is not None}
         self.users: dict[int, set[int]] = {}
         self.var_index = {b.var.__hash__(): i for i, b in enumerate(bindings)}
-        for i, b in enumerate(bindings):
-            for used in _used_vars(b.value):
+        self.reads = [_used_vars(b.value) for b in bindings]   # var hashes each binding reads
+        for i, read in enumerate(self.reads):
+            for used in read:
                 if used in self.var_index:
                     self.users.setdefault(self.var_index[used], set()).add(i)
         self.outside_uses = outside_uses   # hashes of vars used after the block
@@ -346,7 +347,7 @@ class RegionSelector:
         """No path leaves the group and comes back (that would need the group to run twice)."""
         tainted: set[int] = set()   # outside bindings that depend on a member
         for i in range(min(group), max(group) + 1):
-            deps = {self.var_index[v] for v in _used_vars(self.bindings[i].value) if v in self.var_index}
+            deps = {self.var_index[v] for v in self.reads[i] if v in self.var_index}
             if i in group:
                 if deps & tainted:
                     return False
@@ -390,7 +391,7 @@ class RegionSelector:
         for i in sorted(self.sites):
             site = self.sites[i]
             producers = []
-            for v in _used_vars(self.bindings[i].value):
+            for v in self.reads[i]:
                 j = self.var_index.get(v)
                 if j in owner and owner[j] not in producers:
                     producers.append(owner[j])

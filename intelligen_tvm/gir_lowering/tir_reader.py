@@ -143,10 +143,17 @@ def _fold_symbolic_division(indices, domains: Mapping[object, tvm.ir.Range]) -> 
     return [analyzer.simplify(fold(i)) for i in indices]
 
 
+# the index expressions with operands `a` (and `b`): asking an FFI object hasattr costs microseconds
+_OPERAND_NODES = (tirx.Add, tirx.Sub, tirx.Mul, tirx.Div, tirx.Mod, tirx.FloorDiv, tirx.FloorMod, tirx.Min,
+                  tirx.Max, tirx.EQ, tirx.NE, tirx.LT, tirx.LE, tirx.GT, tirx.GE, tirx.And, tirx.Or, tirx.Not)
+
+
 def _divides_by_symbol(e) -> bool:
     if isinstance(e, (tirx.FloorDiv, tirx.FloorMod)) and not isinstance(e.b, tirx.IntImm):
         return True
-    return any(_divides_by_symbol(getattr(e, f)) for f in ("a", "b") if hasattr(e, f))
+    if not isinstance(e, _OPERAND_NODES):
+        return False
+    return _divides_by_symbol(e.a) or (not isinstance(e, tirx.Not) and _divides_by_symbol(e.b))
 
 
 def _sum_terms(e) -> list:
