@@ -14,7 +14,7 @@ import tvm
 from . import targets
 from .cost_model.model import CostModel
 from .cost_model.ranking import rank
-from .dataflow_graph.choices import Candidate, candidate_with, default_choice, planned_candidates, verifies
+from .dataflow_graph.choices import Candidate, default_choice, planned_candidates, verifies
 from .dataflow_graph.cpu_plan import is_cpu
 from .dataflow_graph.fuse import build_kernel
 from .dataflow_graph.plan import program_dram_bytes
@@ -106,20 +106,19 @@ def shipped_model(family: str) -> CostModel | None:
     return CostModel.load(path) if path is not None and path.exists() else None
 
 
-# What one compilation already worked out for a region structure (a fingerprint: the region
-# up to names): the strategy model_pick chose, by (fingerprint, hardware, model), and the
-# kernel of a plan, by (fingerprint, strategy, target kind).  A model repeats its regions once
-# per layer; ranking and parsing TVMScript were most of our part of a compile, and one kernel
-# per structure means LLVM/NVCC compile it once too (the BlockBuilder adds an identical
-# PrimFunc once).  Scoped to one compilation, so that every compile pays for its own work.
+# The kernels one compilation already built, by (fingerprint, strategy, target kind): the
+# regions of one structure (a fingerprint: the region up to names; a model repeats its regions
+# once per layer) share one planned region (relax_integration plans each call-set structure
+# once), and here one kernel, so TVMScript is built once per structure and LLVM/NVCC compile
+# it once too (the BlockBuilder adds an identical PrimFunc once).  Scoped to one compilation,
+# so that every compile pays for its own work.
 _REPEATS: ContextVar[dict | None] = ContextVar("intelligen_repeats", default=None)
 
 
 @contextlib.contextmanager
 def repeats_worked_out_once():
-    """Within the block, a region whose structure was seen before gets the strategy the model
-    picked for it (planned on the region's own kernel) and the kernel (source and PrimFunc)
-    of the first region with that structure and plan, without ranking or parsing again."""
+    """Within the block, a region whose structure and plan were seen before gets the kernel
+    (source and PrimFunc) of the first such region, without building it again."""
     token = _REPEATS.set({})
     try:
         yield
@@ -127,25 +126,17 @@ def repeats_worked_out_once():
         _REPEATS.reset(token)
 
 
-def _worked_out_once(key: Callable[[], tuple], work: Callable[[], object]):
-    """`work()`, or inside `repeats_worked_out_once` what it gave the first time for the same
-    key (the key is computed only there: a fingerprint costs milliseconds)."""
+def _worked_out_once(key: tuple, work: Callable[[], object]):
+    """`work()`, or inside `repeats_worked_out_once` what it gave the first time for `key`."""
     repeats = _REPEATS.get()
     if repeats is None:
         return work()
-    k = key()
-    if k not in repeats:
-        repeats[k] = work()
-    return repeats[k]
+    if key not in repeats:
+        repeats[key] = work()
+    return repeats[key]
 
 
 def model_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
-    strategy = _worked_out_once(lambda: ("pick", region_fingerprint(kernel, shell), hw, id(model)),
-                                lambda: _ranked_pick(kernel, shell, hw, model).strategy)
-    return candidate_with(kernel, shell, strategy, hw)
-
-
-def _ranked_pick(kernel: Kernel, shell: Program, hw: HardwareModel, model: CostModel) -> Candidate:
     """The candidate `model` predicts fastest among those with the least planned DRAM traffic
     (the default plan when nothing verifies).  A prediction never buys a second pass over DRAM:
     the model is trained on few records per family, and the region's one-pass promise (each
@@ -233,10 +224,9 @@ def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:
     kind = targets.target_kind(target)
     if not targets.renders_tir(kind):
         return planned.renamed(name)
-    key = ("kernel", planned.fingerprint, planned.chosen.strategy, kind)   # before renaming: carried over
+    key = (planned.fingerprint, planned.chosen.strategy, kind)   # before renaming: carried over
     lowered = planned.renamed(name)
-    source, prim_func = _worked_out_once(lambda: key,
-                                         lambda: targets.build_prim_func(lowered.optimized, kind, name))
+    source, prim_func = _worked_out_once(key, lambda: targets.build_prim_func(lowered.optimized, kind, name))
     return lowered.replaced(source=source, prim_func=prim_func)
 
 

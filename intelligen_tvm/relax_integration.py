@@ -590,7 +590,8 @@ def apply_regions(mod: tvm.IRModule, target, choose: Chooser = shipped_choice,
     added to a copy of `mod`; an external codegen builds a call of an annotated function).
     `trial_choose` plans the trial merges of region selection.  `hints` are the sizes a
     symbolic dimension is planned (and its bytes are reported) at, by symbol name.  A region
-    repeated up to names (the layers of a model) is ranked and parsed once (`repeats_worked_out_once`)."""
+    repeated up to names (the layers of a model) is planned once (one plan per call-set
+    structure) and built once (`repeats_worked_out_once`)."""
     bb = relax.BlockBuilder(mod)
     reports: list[dict] = []
     counter = [0]

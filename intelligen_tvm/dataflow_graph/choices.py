@@ -58,7 +58,7 @@ def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrat
     return family_of(kernel, buffers, hw).space(kernel, buffers, hw)
 
 
-def candidate_with(kernel: Kernel, shell: Program, strategy: ParallelStrategy, hw: HardwareModel) -> Candidate:
+def _candidate_with(kernel: Kernel, shell: Program, strategy: ParallelStrategy, hw: HardwareModel) -> Candidate:
     """`kernel` planned with `strategy` (raises Unsupported when the planner refuses it)."""
     return planned_candidate(shell, (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw), hw)
 
@@ -69,7 +69,7 @@ def planned_candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> lis
     found = []
     for strategy in strategies(kernel, shell.buffers, hw):
         try:
-            found.append(candidate_with(kernel, shell, strategy, hw))
+            found.append(_candidate_with(kernel, shell, strategy, hw))
         except Unsupported:
             continue
     return found
