@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -177,19 +178,25 @@ def _check_symbolic(kernel: Kernel, stages: StageProgram, kind: str) -> None:
                           "or output dimension (the kernel could not bind it)")
 
 
-def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
-                hw: HardwareModel | None = None) -> LoweredRegion:
-    """Everything up to a verified plan, nothing rendered: region selection plans every
-    trial merge this way.  Raises `Unsupported` with the reason when the region cannot be
-    taken.
+@dataclass(frozen=True)
+class RewrittenRegion:
+    """A region up to the choice of its plan, what every chooser plans from: its naive
+    program, its kernel after the monotonic rewrites, its buffers (`shell`), its ideal DRAM
+    traffic, and the running check of the rewrites (when verifying)."""
 
-    `target` is a tvm Target, a dict, a kind name or an external codegen's kind ("bang"); it
-    picks, unless `hw` is given, the hardware preset.  An explicit `hw` plans for other
-    hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
-    numerics without a GPU."""
+    stages: StageProgram
+    naive: Program
+    rewritten: Kernel
+    shell: Program
+    ideal: int
+    check: RewriteCheck | None
+
+
+def rewrite_region(stages: StageProgram, name: str, target) -> RewrittenRegion:
+    """Stages -> naive program -> one fused kernel -> monotonic rewrites.  Raises
+    `Unsupported` with the reason when the region cannot be taken on `target`'s kind."""
     if not stages.outputs:
         raise Unsupported("the region has no outputs")
-    hw = hw or targets.hardware_model(target)
     naive = lower_naive(stages, name)
     check = RewriteCheck(naive) if verifying_rewrites() and RewriteCheck.applies(naive) else None
     as_program = lambda kernel: replace(naive, kernels=(kernel,))  # noqa: E731  # every buffer, one kernel
@@ -202,20 +209,39 @@ def plan_region(stages: StageProgram, name: str, target, choose: Chooser = defau
     rewritten = monotonic_rewrites(fused, stages.inputs, stages.outputs, after_stage)
     used = {b for b in stages.buffers if b in stages.inputs or b in stages.outputs}
     shell = Program(name, {b: stages.buffers[b] for b in used}, list(stages.inputs), list(stages.outputs))
-    chosen = choose(rewritten, shell, hw)
+    return RewrittenRegion(stages, naive, rewritten, shell, ideal, check)
+
+
+def plan_rewritten(region: RewrittenRegion, target, choose: Chooser = default_choice,
+                   hw: HardwareModel | None = None) -> LoweredRegion:
+    """The plan `choose` picks for the rewritten region, verified (see `plan_region`)."""
+    hw = hw or targets.hardware_model(target)
+    chosen = choose(region.rewritten, region.shell, hw)
     optimized = chosen.program
     try:
         verify(optimized, hw)
     except VerifyError as err:
-        if symbols_of(d for b in stages.buffers.values() for d in b.shape):
+        if symbols_of(d for b in region.stages.buffers.values() for d in b.shape):
             # bounds that hold at the hint sizes may not hold at every size (a symbolic axis
             # broadcast against a static dimension): refuse what cannot be proved for all sizes
             raise Unsupported(f"symbolic shape: not verifiable for every size ({err})") from err
         raise
-    if check is not None:
-        check.stage("plan", optimized)   # a verified plan: interpreting it is defined
-    return LoweredRegion(naive, optimized, ideal, program_dram_bytes(naive), chosen.dram_bytes,
-                         stage_program=stages, rewritten=rewritten, chosen=chosen.kernel)
+    if region.check is not None:   # a verified plan: interpreting it is defined
+        copy.copy(region.check).stage("plan", optimized)   # against the rewrites, for every chooser
+    return LoweredRegion(region.naive, optimized, region.ideal, program_dram_bytes(region.naive), chosen.dram_bytes,
+                         stage_program=region.stages, rewritten=region.rewritten, chosen=chosen.kernel)
+
+
+def plan_region(stages: StageProgram, name: str, target, choose: Chooser = default_choice,
+                hw: HardwareModel | None = None) -> LoweredRegion:
+    """Everything up to a verified plan, nothing rendered.  Raises `Unsupported` with the
+    reason when the region cannot be taken.
+
+    `target` is a tvm Target, a dict, a kind name or an external codegen's kind ("bang"); it
+    picks, unless `hw` is given, the hardware preset.  An explicit `hw` plans for other
+    hardware than the target's: the CPU lowering (llvm) of a ROCm plan checks wave64
+    numerics without a GPU."""
+    return plan_rewritten(rewrite_region(stages, name, target), target, choose, hw)
 
 
 def render_region(planned: LoweredRegion, name: str, target) -> LoweredRegion:

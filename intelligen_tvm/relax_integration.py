@@ -37,8 +37,8 @@ from .gir.program import numel
 from .gir.symbolic import is_symbolic
 from .gir_lowering.tir_reader import Stage, StageProgram, concat_programs, read_prim_func
 from .host_constants import fold_constants_on_host
-from .region import (Chooser, LoweredRegion, default_choice, plan_region, render_region, repeats_worked_out_once,
-                     shipped_choice)
+from .region import (Chooser, LoweredRegion, RewrittenRegion, default_choice, plan_rewritten, render_region,
+                     repeats_worked_out_once, rewrite_region, shipped_choice)
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # A stage iterating more than this many times the elements of its largest tensor is
@@ -235,7 +235,8 @@ class RegionSelector:
                 if used in self.var_index:
                     self.users.setdefault(self.var_index[used], set()).add(i)
         self.outside_uses = outside_uses   # hashes of vars used after the block
-        # plans by (call-set structure, chooser): shared by the selectors of one compilation
+        # plans by (call-set structure, chooser), each structure's rewritten region by
+        # (structure, None): shared by the selectors of one compilation
         self._plans: dict[tuple, LoweredRegion | Unsupported | LoweringBug] = {} if plans is None else plans
         self._type_keys: dict[int, tuple] = {}
 
@@ -306,12 +307,21 @@ class RegionSelector:
     def plan(self, calls: list[CallSite], choose: Chooser | None = None) -> LoweredRegion:
         """The call set planned as one region, nothing rendered; raises `Unsupported` (by
         design) or `LoweringBug` (ours).  Trial merges and the final lowering share one plan
-        per call-set structure and chooser: the plan of the first call set of a structure,
-        whose tensor names are its own (`region_io` gives any call set's parameters)."""
-        key = (self.structure(calls), choose or self.trial_choose)
+        per call-set structure and chooser, planned from one rewritten region per structure:
+        that of the first call set of a structure, whose tensor names are its own
+        (`region_io` gives any call set's parameters)."""
+        structure = self.structure(calls)
+        choose = choose or self.trial_choose
+        return self._shared((structure, choose), lambda: self._plan(self._rewritten(calls, structure), calls, choose))
+
+    def _rewritten(self, calls: list[CallSite], structure: tuple) -> RewrittenRegion:
+        return self._shared((structure, None), lambda: self._rewrite(calls))
+
+    def _shared(self, key: tuple, work: Callable[[], object]):
+        """`work()` once per key for the compilation, its `Unsupported` or `LoweringBug` too."""
         if key not in self._plans:
             try:
-                self._plans[key] = self._plan(calls, key[1])
+                self._plans[key] = work()
             except (Unsupported, LoweringBug) as err:
                 self._plans[key] = err
         found = self._plans[key]
@@ -319,7 +329,7 @@ class RegionSelector:
             raise found
         return found
 
-    def _plan(self, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
+    def _rewrite(self, calls: list[CallSite]) -> RewrittenRegion:
         try:
             stages = self._stages(calls)
             reason = compute_bound_reason(stages)
@@ -327,7 +337,15 @@ class RegionSelector:
                 raise Unsupported(reason)
             if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
                 raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
-            return plan_region(stages, "region", self.target, choose)
+            return rewrite_region(stages, "region", self.target)
+        except Unsupported:
+            raise
+        except Exception as err:  # a bug of ours must cost speed, never the user's build
+            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "planning")) from err
+
+    def _plan(self, rewritten: RewrittenRegion, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
+        try:
+            return plan_rewritten(rewritten, self.target, choose)
         except Unsupported:
             raise
         except Exception as err:  # a bug of ours must cost speed, never the user's build

@@ -276,7 +276,7 @@ def _relu_exp() -> onnx.ModelProto:
 
 
 def _failing(monkeypatch, step: str, when=lambda stages: True) -> None:
-    """`plan_region` or `render_region` raises ZeroDivisionError (a stand-in for a bug of ours)."""
+    """`rewrite_region` or `render_region` raises ZeroDivisionError (a stand-in for a bug of ours)."""
     real = getattr(relax_integration, step)
 
     def failing(first, *args, **kwargs):
@@ -317,7 +317,7 @@ def test_strict_mode_raises_internal_errors(monkeypatch) -> None:
 
 def test_failed_trial_merge_is_recorded_on_the_region(monkeypatch) -> None:
     """A merge that fails with an internal error leaves smaller regions, and says so."""
-    _failing(monkeypatch, "plan_region", lambda stages: len(stages.stages) > 1)
+    _failing(monkeypatch, "rewrite_region", lambda stages: len(stages.stages) > 1)
     with pytest.warns(IntelliGenInternalError, match="taken smaller than it should be"):
         regions = intelligen_tvm.explain(intelligen_tvm.from_onnx(_relu_exp()), LLVM)["regions"]
     assert [r["ops"] for r in regions] == [["relu"], ["tir_exp"]]

@@ -109,61 +109,76 @@ def features(candidate: Candidate, hw: HardwareModel) -> dict[str, float]:
 def cpu_features(candidate: Candidate, hw: CpuModel) -> dict[str, float]:
     """A CPU candidate: DRAM bytes, how tasks fill the cores, vector width in registers,
     accumulators, sweeps and what each recomputes, held bytes against L1/L2, scalar tails."""
-    kernel = candidate.kernel
-    s: CpuStrategy = kernel.strategy
-    dram = candidate.dram_bytes
-    elem = max(dtype_bytes(v.dtype) for v in kernel.values.values())
-    computes = [i for i in kernel.instrs if isinstance(i, Compute)]
-    row = s.kind in ("row", "column")
-    sweeps = kernel.sweeps if row else None
-    swept = [i for p in sweeps.passes for i in p.sweep] if sweeps else list(kernel.instrs)
+    s: CpuStrategy = candidate.kernel.strategy
+    placed = candidate.placement_facts.get("cpu_features")
+    if placed is None:   # once per placement: its candidates share the dict
+        placed = candidate.placement_facts["cpu_features"] = _cpu_placement_features(candidate, hw)
     rounds = math.ceil(s.groups / hw.cores)
     step = s.vector * s.accumulators
-    held = held_bytes(kernel)
-    elements = float(s.outer_size * max(1, s.row_size))
     out = {
-        "dram_bytes": float(dram),
-        "log_dram_bytes": math.log2(max(1, dram)),
-        "dram_over_l2": dram / (hw.l2_bytes * hw.cores),
-        "dram_over_l3": dram / hw.l3_bytes,
+        "dram_bytes": placed["dram_bytes"],
+        "log_dram_bytes": placed["log_dram_bytes"],
+        "dram_over_l2": placed["dram_over_l2"],
+        "dram_over_l3": placed["dram_over_l3"],
         "tasks": float(s.groups),
         "log_tasks": math.log2(max(1, s.groups)),
         "tasks_per_core": s.groups / hw.cores,
         "core_balance": s.groups / (rounds * hw.cores),
-        "bytes_per_task": dram / max(1, s.groups),
+        "bytes_per_task": placed["dram_bytes"] / max(1, s.groups),
         "rows_per_task": float(s.rows_per_group),
         "vector": float(s.vector),
-        "vector_registers": s.vector * elem / hw.vector_bytes,
+        "vector_registers": s.vector * placed["elem_bytes"] / hw.vector_bytes,
         "accumulators": float(s.accumulators),
         "step_elems": float(step),
         "held": float(s.held),
         "reload": float(s.reload and s.held),
+        "row_bytes": float(s.row_size * placed["elem_bytes"]),
+        "row_over_l1": s.row_size * placed["elem_bytes"] / hw.l1_bytes,
+        "tail_fraction": (s.row_size % step) / s.row_size if s.kind in ("row", "flat") else 0.0,
+        "outer_size": float(s.outer_size),
+        "row_size": float(s.row_size),
+        "elements": float(s.outer_size * max(1, s.row_size)),
+        "tile": float(s.tile),
+        "cores": float(hw.cores),
+        "isa_vector_bytes": float(hw.vector_bytes),
+    }
+    out |= {k: v for k, v in placed.items() if k not in out and k != "elem_bytes"}
+    out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
+    return out
+
+
+def _cpu_placement_features(candidate: Candidate, hw: CpuModel) -> dict[str, float]:
+    """The features that read the planned kernel's instructions, sweeps and DRAM traffic but
+    not the knobs its placement leaves open (tasks, vector width, accumulators), with the
+    widest element's bytes."""
+    kernel = candidate.kernel
+    s: CpuStrategy = kernel.strategy
+    dram = candidate.dram_bytes
+    computes = [i for i in kernel.instrs if isinstance(i, Compute)]
+    sweeps = kernel.sweeps if s.kind in ("row", "column") else None
+    swept = [i for p in sweeps.passes for i in p.sweep] if sweeps else list(kernel.instrs)
+    held = held_bytes(kernel)
+    return {
+        "elem_bytes": max(dtype_bytes(v.dtype) for v in kernel.values.values()),
+        "dram_bytes": float(dram),
+        "log_dram_bytes": math.log2(max(1, dram)),
+        "dram_over_l2": dram / (hw.l2_bytes * hw.cores),
+        "dram_over_l3": dram / hw.l3_bytes,
         "held_bytes": float(held),
         "held_over_l1": held / hw.l1_bytes,
         "held_over_l2": held / hw.l2_bytes,
-        "row_bytes": float(s.row_size * elem),
-        "row_over_l1": s.row_size * elem / hw.l1_bytes,
-        "tail_fraction": (s.row_size % step) / s.row_size if s.kind in ("row", "flat") else 0.0,
         "sweeps": float(len(sweeps.passes)) if sweeps else 1.0,
         "swept_instrs": float(len(swept)),
         "swept_loads": float(sum(isinstance(i, Load) for i in swept)),
         "swept_transcendental": float(sum(isinstance(i, Compute) and i.op in TRANSCENDENTAL for i in swept)),
-        "outer_size": float(s.outer_size),
-        "row_size": float(s.row_size),
-        "elements": elements,
         "n_loads": float(sum(isinstance(i, Load) for i in kernel.instrs)),
         "n_stores": float(sum(isinstance(i, Store) for i in kernel.instrs)),
         "n_compute": float(len(computes)),
         "n_transcendental": float(sum(i.op in TRANSCENDENTAL for i in computes)),
         "n_reduce": float(sum(isinstance(i, Reduce) for i in kernel.instrs)),
         "strided_loads": float(_cpu_strided_loads(kernel)),
-        "tile": float(s.tile),
         "sram_bytes": float(sum(b.nbytes for b in kernel.local_buffers.values())),
-        "cores": float(hw.cores),
-        "isa_vector_bytes": float(hw.vector_bytes),
     }
-    out |= {f"kind_{k}": float(s.kind == k) for k in KINDS}
-    return out
 
 
 def _cpu_strided_loads(kernel: Kernel) -> int:

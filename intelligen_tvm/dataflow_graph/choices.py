@@ -16,14 +16,14 @@ is the cost model's job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..gir.errors import Unsupported, VerifyError
 from ..gir.hardware import HardwareModel
 from ..gir.program import Kernel, Program
 from ..gir.strategy import ParallelStrategy
 from ..gir.verify import verify
-from .cpu_plan import cpu_strategies, is_cpu, plan_cpu_kernel, with_cpu_strategy
+from .cpu_plan import cpu_placements, cpu_strategies, is_cpu, plan_cpu_kernel
 from .families import family_of
 from .plan import plan_kernel, program_dram_bytes, with_strategy
 from .split_row import expand_program
@@ -39,10 +39,21 @@ class Candidate:
     program: Program
     dram_bytes: int
     workspace_bytes: int
+    # Facts of the placement (the planned kernel up to the knobs that change neither its
+    # instructions nor its sweeps: on a CPU tasks, vector width, accumulators), worked out
+    # once by whoever first needs them and shared by the candidates of one placement
+    # (`planned_alike`).
+    placement_facts: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def strategy(self) -> ParallelStrategy:
         return self.kernel.strategy
+
+    def planned_alike(self, kernel: Kernel) -> Candidate:
+        """The candidate of `kernel`, planned with the same placement as this one's (a
+        single-kernel program: the same instructions, sweeps and DRAM traffic)."""
+        assert len(self.program.kernels) == 1 and kernel.instrs == self.kernel.instrs
+        return replace(self, kernel=kernel, program=replace(self.program, kernels=(kernel,)))
 
 
 def planned_candidate(shell: Program, kernel: Kernel, hw: HardwareModel) -> Candidate:
@@ -58,20 +69,32 @@ def strategies(kernel: Kernel, buffers, hw: HardwareModel) -> list[ParallelStrat
     return family_of(kernel, buffers, hw).space(kernel, buffers, hw)
 
 
-def _candidate_with(kernel: Kernel, shell: Program, strategy: ParallelStrategy, hw: HardwareModel) -> Candidate:
-    """`kernel` planned with `strategy` (raises Unsupported when the planner refuses it)."""
-    return planned_candidate(shell, (with_cpu_strategy if is_cpu(hw) else with_strategy)(kernel, strategy, hw), hw)
+def _placed_kernels(kernel: Kernel, buffers, hw: HardwareModel) -> list[tuple[Kernel, Kernel]]:
+    """`kernel` planned with every strategy of its space the planner accepts, each with the
+    first kernel of its placement (on a GPU every plan is its own)."""
+    space = strategies(kernel, buffers, hw)
+    if is_cpu(hw):
+        return cpu_placements(kernel, space, hw)
+    found = []
+    for strategy in space:
+        try:
+            planned = with_strategy(kernel, strategy, hw)
+        except Unsupported:
+            continue
+        found.append((planned, planned))
+    return found
 
 
 def planned_candidates(kernel: Kernel, shell: Program, hw: HardwareModel) -> list[Candidate]:
-    """Every strategy of the space the planner accepts, not yet verified (a chooser that
-    needs one candidate verifies only the ones it considers, in its order)."""
+    """Every strategy of the space the planner accepts, in the space's order, not yet verified
+    (a chooser that needs one candidate verifies only the ones it considers, in its order)."""
+    first_of: dict[int, Candidate] = {}   # by the first kernel of a placement (alive in the list)
     found = []
-    for strategy in strategies(kernel, shell.buffers, hw):
-        try:
-            found.append(_candidate_with(kernel, shell, strategy, hw))
-        except Unsupported:
-            continue
+    for planned, first in _placed_kernels(kernel, shell.buffers, hw):
+        if id(first) not in first_of:
+            first_of[id(first)] = planned_candidate(shell, first, hw)
+        base = first_of[id(first)]
+        found.append(base if planned is first else base.planned_alike(planned))
     return found
 
 

@@ -418,6 +418,34 @@ def with_cpu_strategy(kernel: Kernel, strategy: CpuStrategy, hw: CpuModel) -> Ke
     return planned
 
 
+def _placement(strategy: CpuStrategy) -> tuple:
+    """What of a strategy shapes the planned kernel beyond the strategy itself: the sweeps
+    (held, reload), the staged tile, the block of columns a held plan keeps.  Tasks, vector
+    width and accumulators change neither its instructions, its sweeps nor its DRAM traffic."""
+    return (strategy.kind, strategy.held, strategy.reload, strategy.tile, strategy.tile_axes,
+            strategy.rows_per_group if strategy.kind == "column" else None)
+
+
+def cpu_placements(kernel: Kernel, strategies: list[CpuStrategy], hw: CpuModel) -> list[tuple[Kernel, Kernel]]:
+    """`with_cpu_strategy` of every strategy the planner accepts, in order, each with the
+    first kernel of its placement: kernels of one placement share their instructions and
+    sweeps (placed, and refused, once), so their DRAM traffic too."""
+    placed: dict[tuple, Kernel | None] = {}
+    found = []
+    for strategy in strategies:
+        key = _placement(strategy)
+        if key not in placed:
+            try:
+                placed[key] = with_cpu_strategy(kernel, strategy, hw)
+            except Unsupported:
+                placed[key] = None
+            if placed[key] is not None:
+                found.append((placed[key], placed[key]))
+        elif placed[key] is not None:
+            found.append((replace(placed[key], strategy=strategy), placed[key]))
+    return found
+
+
 def plan_cpu_kernel(kernel: Kernel, buffers, hw: CpuModel) -> Kernel:
     """The default CPU plan: 4 tasks per core; the widest vector of the ISA that divides the
     row; 4 accumulators (elementwise: at most 4, the most that leave no scalar tail); a row held (inputs re-read from cache) when it fits half of L2,

@@ -142,12 +142,14 @@ def test_softmax_keeps_exp_in_its_output_row_and_prefetches_the_next_row() -> No
     sp, _ = chain_stages(lambda x: op.nn.softmax(x), [(64, 1000)])
     kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
     program = Program("sm", sp.buffers, sp.inputs, sp.outputs, [])
-    text = targets.render_source(replace(program, kernels=[default_plan(kernel, sp.buffers, HW)]), "llvm", "sm")
+    planned = default_plan(kernel, sp.buffers, HW)
+    text = targets.render_source(replace(program, kernels=[planned]), "llvm", "sm")
     (out,) = sp.outputs
     assert not any(line.strip().startswith("h_") for line in text.splitlines())   # no per-task row buffer
     assert f"= b_{out}[" in text   # the output row is read back (exp) before its final store
-    (x_name,) = sp.inputs   # the last sweep prefetches the next row's input, one line per vector
-    assert text.count("llvm.prefetch") == 1 and f"T.address_of(b_{x_name}[T.min(" in text
+    (x_name,) = sp.inputs   # the last sweep prefetches the next row's input, each cache line of a step
+    step_bytes = planned.strategy.vector * planned.strategy.accumulators * 4
+    assert text.count("llvm.prefetch") == step_bytes // 64 and f"T.address_of(b_{x_name}[T.min(" in text
     x = (3 * np.random.default_rng(0).standard_normal((64, 1000)) + 2).astype("float32")
     (got,) = run_prim_func(targets.source_prim_func(text), [x], target=HOST)
     e = np.exp(x - x.max(axis=1, keepdims=True))
