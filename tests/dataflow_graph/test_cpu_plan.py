@@ -6,7 +6,9 @@ import pytest
 from tvm import relax
 
 from intelligen_tvm import suite
-from intelligen_tvm.dataflow_graph.choices import default_plan, enumerate_candidates
+from intelligen_tvm.cost_model.features import features
+from intelligen_tvm.dataflow_graph.choices import (default_plan, enumerate_candidates, planned_candidate,
+                                                  planned_candidates, strategies)
 from intelligen_tvm.dataflow_graph.cpu_plan import (CpuModel, CpuStrategy, cpu_row_strategy, held_bytes,
                                                     with_cpu_strategy)
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
@@ -113,3 +115,26 @@ def test_elementwise_rows_span_the_contiguous_innermost_axes(bias_shape, fused: 
     assert s.kind == "flat" and s.row_axes == fused
     assert s.row_size == (28 ** min(fused, 2) * (116 if fused == 3 else 1))
     assert s.row_size % (s.vector * s.accumulators) == 0 or fused == 1
+
+
+@pytest.mark.parametrize("name", [c.name for c in suite.SUITE])
+def test_candidates_sharing_a_placement_are_planned_as_each_alone(name: str) -> None:
+    """Candidates of one placement share its placed kernel, DRAM traffic and placement
+    features: each is what planning its strategy alone gives (kernel, program, DRAM bytes,
+    features), and the space's order is kept."""
+    sp = suite_region_stages(name)
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    shell = Program("r", {b: sp.buffers[b] for b in (*sp.inputs, *sp.outputs)}, sp.inputs, sp.outputs, [])
+    alone = []
+    for strategy in strategies(kernel, shell.buffers, HW):
+        try:
+            alone.append(planned_candidate(shell, with_cpu_strategy(kernel, strategy, HW), HW))
+        except Unsupported:
+            continue
+    shared = planned_candidates(kernel, shell, HW)
+    assert [c.strategy for c in shared] == [c.strategy for c in alone]
+    assert len({id(c.placement_facts) for c in shared}) < len(shared)   # shared where placements repeat
+    for got, want in zip(shared, alone):
+        assert got.kernel == want.kernel and got.program == want.program
+        assert (got.dram_bytes, got.workspace_bytes) == (want.dram_bytes, want.workspace_bytes)
+        assert features(got, HW) == features(want, HW)

@@ -15,7 +15,7 @@ from tvm.target import codegen
 import intelligen_tvm
 from intelligen_tvm import suite, targets
 from intelligen_tvm.dataflow_graph.choices import default_plan, enumerate_candidates
-from intelligen_tvm.dataflow_graph.cpu_plan import CpuModel
+from intelligen_tvm.dataflow_graph.cpu_plan import CpuModel, cpu_row_strategy, with_cpu_strategy
 from intelligen_tvm.dataflow_graph.fuse import build_kernel
 from intelligen_tvm.dataflow_graph.rewrites import monotonic_rewrites
 from intelligen_tvm.gir.program import Program
@@ -200,3 +200,27 @@ def test_row_tails_are_whole_vectors_then_fewer_scalars_than_a_vector(fn, shapes
         out = tvm.runtime.tensor(np.zeros(want.shape, "float32"))
         lib[name](*[tvm.runtime.tensor(a) for a in args], out)
         np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _softmax_ref(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("fn, reference, shape, vector, paired", [
+    (lambda x: op.nn.softmax(x), _softmax_ref, (64, 1000), 16, True),
+    (lambda x: op.subtract(x, op.mean(x, axis=[1, 2], keepdims=True)),
+     lambda x: x - x.mean(axis=(1, 2), keepdims=True), (64, 10, 24), 8, False)])
+def test_two_vectors_of_a_step_run_as_one_vector_loop_unless_it_could_cross_an_axis(
+        fn, reference, shape, vector, paired) -> None:
+    """A step of 4 vectors of 16 lanes runs as two loops of 32 lanes; a row of two axes whose
+    innermost (24) a vector of 16 would cross keeps loops of one vector; numbers right either way."""
+    sp, _ = chain_stages(fn, [shape])
+    kernel = monotonic_rewrites(build_kernel(sp, "r")[0], sp.inputs, sp.outputs)
+    assert len(kernel.row) == len(shape) - 1
+    planned = with_cpu_strategy(kernel, cpu_row_strategy(kernel, 4, vector, 4, held=True), HW)
+    text = targets.render_source(Program("r", sp.buffers, sp.inputs, sp.outputs, [planned]), "llvm", "r")
+    assert (f"T.vectorized({2 * vector})" in text and f"kk * {2 * vector} + vv" in text) == paired
+    x = (3 * np.random.default_rng(0).standard_normal(shape) + 2).astype("float32")
+    (got,) = run_prim_func(targets.source_prim_func(text), [x], target=HOST)
+    np.testing.assert_allclose(got, reference(x), rtol=1e-5, atol=1e-5)
