@@ -174,23 +174,13 @@ def level_of_all(ins: Instr, level: dict[str, int]) -> int:
 
 _RECOMPUTE: dict[str, Callable[[Instr], bool]] = {
     "streamed": lambda ins: True, "reload": lambda ins: isinstance(ins, Load), "held": lambda ins: False}
-_SWEEPS: dict[tuple, Sweeps] = {}
 
 
 def _placed_sweeps(kernel: Kernel) -> Sweeps:
     """The sweeps a CPU kernel planned with its strategy runs: streamed rows recompute
-    everything, held rows recompute only (with `reload`) their input loads.  Every candidate
-    of a region has the same instructions and one of three modes, so the sweeps are placed
-    once per (instructions, mode) and shared by the candidates' kernels."""
+    everything, held rows recompute only (with `reload`) their input loads."""
     s: CpuStrategy = kernel.strategy
-    mode = "streamed" if not s.held else "reload" if s.reload else "held"
-    key = (kernel.instrs, tuple(a.name for a in kernel.row), mode)
-    found = _SWEEPS.get(key)
-    if found is None:
-        if len(_SWEEPS) >= 4096:
-            _SWEEPS.clear()
-        found = _SWEEPS[key] = cpu_sweeps(kernel, _RECOMPUTE[mode])
-    return found
+    return cpu_sweeps(kernel, _RECOMPUTE["streamed" if not s.held else "reload" if s.reload else "held"])
 
 
 def held_bytes(kernel: Kernel) -> int:
@@ -201,7 +191,7 @@ def held_bytes(kernel: Kernel) -> int:
         return 0
     sweeps = kernel.sweeps
     reread = {i.dst for i in kernel.instrs if isinstance(i, Load)
-              and sum(i in p.sweep for p in sweeps.passes) > 1}   # by value: sweeps are shared
+              and sum(i in p.sweep for p in sweeps.passes) > 1}
     width = s.rows_per_group if s.kind == "column" else 1
     return sum(dtype_bytes(kernel.values[v].dtype) * s.row_size * width for v in sweeps.held | reread)
 
