@@ -19,6 +19,7 @@ hit an internal error are recorded in the report of the region the call ended up
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import traceback
 import warnings
@@ -95,6 +96,18 @@ class LoweringBug(Exception):
     def __init__(self, record: InternalError):
         super().__init__(record.text())
         self.record = record
+
+
+@contextlib.contextmanager
+def _bugs_as_lowering_bugs(calls: list[CallSite], during: str):
+    """An exception other than `Unsupported` inside the block is a bug of ours: it must cost
+    speed, never the user's build, so it leaves as a `LoweringBug` with its record."""
+    try:
+        yield
+    except Unsupported:
+        raise
+    except Exception as err:
+        raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], during)) from err
 
 
 def strict() -> bool:
@@ -330,7 +343,7 @@ class RegionSelector:
         return found
 
     def _rewrite(self, calls: list[CallSite]) -> RewrittenRegion:
-        try:
+        with _bugs_as_lowering_bugs(calls, "planning"):
             stages = self._stages(calls)
             reason = compute_bound_reason(stages)
             if reason:
@@ -338,28 +351,16 @@ class RegionSelector:
             if len(calls) == 1 and relax.analysis.has_reshape_pattern(calls[0].prim_func):
                 raise Unsupported("a lone reshape: TVM turns it into a zero-copy view")
             return rewrite_region(stages, "region", self.target)
-        except Unsupported:
-            raise
-        except Exception as err:  # a bug of ours must cost speed, never the user's build
-            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "planning")) from err
 
     def _plan(self, rewritten: RewrittenRegion, calls: list[CallSite], choose: Chooser) -> LoweredRegion:
-        try:
+        with _bugs_as_lowering_bugs(calls, "planning"):
             return plan_rewritten(rewritten, self.target, choose)
-        except Unsupported:
-            raise
-        except Exception as err:  # a bug of ours must cost speed, never the user's build
-            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "planning")) from err
 
     def try_lower(self, calls: list[CallSite], name: str, choose: Chooser | None = None) -> LoweredRegion:
         """The region planned (see `plan`) and rendered once, under its final name."""
         planned = self.plan(calls, choose)
-        try:
+        with _bugs_as_lowering_bugs(calls, "rendering"):
             return render_region(planned, name, self.target)
-        except Unsupported:
-            raise
-        except Exception as err:  # a bug of ours must cost speed, never the user's build
-            raise LoweringBug(InternalError.of(err, [c.func_name for c in calls], "rendering")) from err
 
     def _is_convex(self, group: set[int]) -> bool:
         """No path leaves the group and comes back (that would need the group to run twice)."""

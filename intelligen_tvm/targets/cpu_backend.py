@@ -6,9 +6,10 @@ of tasks per core), per-task buffers allocated once, then per kind
 
 - row: `for r in T.serial(rows_per_task)`: one sweep per reduction level over the row in
   steps of `accumulators` vectors (`T.unroll` x `T.vectorized`, a vector loop covering two of
-  them where it can), then the tail's whole vectors, then a scalar loop over fewer elements than a vector; each reduction keeps
-  `accumulators x vector` partial results folded into one after the sweep; values later
-  sweeps need are kept in per-task row buffers (L1/L2) or recomputed;
+  them where it can), then the tail's whole vectors, then a scalar loop over fewer elements
+  than a vector; each reduction keeps `accumulators x vector` partial results folded into one
+  after the sweep; values later sweeps need are kept in per-task row buffers (L1/L2) or
+  recomputed;
 - column: `for n in T.serial(row)`: the block's outer elements in vectors, one accumulator
   per element;
 - flat: the task's elements in unrolled vector steps (rows of the innermost axes swept like a
@@ -246,26 +247,27 @@ class CpuKernelRenderer:
         s = self.s
         v, k, n = s.vector, s.accumulators, s.row_size
         full, whole, rem = n // (v * k), n % (v * k) // v, n % v
-        lanes = self._lanes(instrs)
-
-        def vectors(st: str, count, first: list[str]) -> list[str]:
-            pair = self._vectors_per_loop(axes, count)
-            w = pair * v
-            if count == pair:
-                body = self._block(instrs, at(f"({st} * {k * v})", "vv", "vv"))
-                return first + _loop(f"for vv in {lanes}({w}):", body)
-            base = f"(({st} * {k} + kk) * {v})" if pair == 1 else f"({st} * {k * v} + kk * {w})"
-            body = self._block(instrs, at(base, "vv", f"kk * {w} + vv"))
-            unroll = "T.serial" if is_symbolic(count) else "T.unroll"
-            return first + _loop(f"for kk in {unroll}({count // pair}):", _loop(f"for vv in {lanes}({w}):", body))
-
-        lines = _loop(f"for st in T.serial({full}):", vectors("st", k, ahead("st", k * v))) if full else []
+        lines = _loop(f"for st in T.serial({full}):", ahead("st", k * v) + self._step(instrs, axes, at, "st", k)) \
+            if full else []
         if whole:
-            lines += vectors(str(full), whole, [])
+            lines += self._step(instrs, axes, at, str(full), whole)
         if rem:
             pos = f"({full * v * k + whole * v} + e)"
             lines += _loop(f"for e in T.serial({rem}):", self._block(instrs, at(pos, "", "e")))
         return lines
+
+    def _step(self, instrs, axes, at: Callable[[str, str, str], Ctx], st: str, count) -> list[str]:
+        """`count` vectors at step `st` (of `accumulators` vectors) of a sweep over `axes`."""
+        v, k = self.s.vector, self.s.accumulators
+        lanes = self._lanes(instrs)
+        pair = self._vectors_per_loop(axes, count)
+        w = pair * v
+        if count == pair:
+            return _loop(f"for vv in {lanes}({w}):", self._block(instrs, at(f"({st} * {k * v})", "vv", "vv")))
+        base = f"(({st} * {k} + kk) * {v})" if pair == 1 else f"({st} * {k * v} + kk * {w})"
+        body = self._block(instrs, at(base, "vv", f"kk * {w} + vv"))
+        unroll = "T.serial" if is_symbolic(count) else "T.unroll"
+        return _loop(f"for kk in {unroll}({count // pair}):", _loop(f"for vv in {lanes}({w}):", body))
 
     def _vectors_per_loop(self, axes, count) -> int:
         """How many of a step's `count` vectors one vector loop covers: two where the count is
@@ -377,24 +379,16 @@ class CpuKernelRenderer:
             return self._flat_rows()
         v, k = s.vector, s.accumulators
         steps = s.rows_per_group // (v * k)
-        base = f"(((t * {steps} + st) * {k} + kk) * {v})"
         # a vector may cross the boundaries of fused axes: coordinates of each lane's element
         # (TVM's simplifier folds them back into one contiguous index)
-        lanes = self._lanes(self.kernel.instrs)
-        pair = self._vectors_per_loop(self.kernel.outer, k) if s.groups * s.rows_per_group == s.outer_size else 1
-        if pair == 2:   # unguarded: the guard is per vector
-            w = 2 * v
-            kk = "" if k == 2 else f" + kk * {w}"
-            wide = f"((t * {steps} + st) * {k * v}{kk})"
-            body = self._block(self.kernel.instrs, Ctx(f"kk * {w} + vv" if kk else "vv", "", "",
-                                                       coords(self.kernel.outer, f"({wide} + vv)")))
-            inner = _loop(f"for vv in {lanes}({w}):", body)
-            return _loop(f"for st in T.serial({steps}):", _loop(f"for kk in T.unroll({k // 2}):", inner) if kk else inner)
-        ctx = Ctx(f"kk * {v} + vv", "", "", coords(self.kernel.outer, f"({base} + vv)"))
-        body = self._block(self.kernel.instrs, ctx)
-        guard = None if s.groups * s.rows_per_group == s.outer_size else f"{base} < {s.outer_size}"   # per vector
-        return _loop(f"for st in T.serial({steps}):",
-                     _loop(f"for kk in T.unroll({k}):", _guard(guard, _loop(f"for vv in {lanes}({v}):", body))))
+        at = lambda base, lane, reg: Ctx(reg, "", "", coords(self.kernel.outer, f"({base} + {lane})"))  # noqa: E731
+        if s.groups * s.rows_per_group == s.outer_size:
+            return _loop(f"for st in T.serial({steps}):", self._step(self.kernel.instrs, self.kernel.outer, at,
+                                                                     f"(t * {steps} + st)", k))
+        base = f"(((t * {steps} + st) * {k} + kk) * {v})"   # the last task's vectors past the end are skipped
+        body = self._block(self.kernel.instrs, at(base, "vv", f"kk * {v} + vv"))
+        return _loop(f"for st in T.serial({steps}):", _loop(f"for kk in T.unroll({k}):", _guard(
+            f"{base} < {s.outer_size}", _loop(f"for vv in {self._lanes(self.kernel.instrs)}({v}):", body))))
 
     def _flat_rows(self) -> list[str]:
         """Rows of the innermost axes (`row_axes` of them, one contiguous run in every access):
