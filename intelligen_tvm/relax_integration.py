@@ -233,8 +233,6 @@ class RegionSelector:
     def __init__(self, bindings: list, mod: tvm.IRModule, outside_uses: set[int], target,
                  trial_choose: Chooser = default_choice, hints: Mapping[str, int] | None = None,
                  plans: dict | None = None):
-        self.bindings = bindings
-        self.mod = mod
         self.target = targets.as_target(target)
         self.trial_choose = trial_choose   # plans trial merges: a target may refuse what it cannot emit
         self.hints = dict(hints or {})     # representative sizes of symbolic dimensions
